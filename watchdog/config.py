@@ -1,0 +1,352 @@
+"""Configuration: one TOML file plus secrets from the environment, validated once at start.
+
+Lookup order: ``--config PATH``, else ``$WATCHDOG_CONFIG``, else ``./watchdog.toml``;
+with no file at all the embedded defaults apply. Every problem is reported as one
+sentence naming the key.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from watchdog.domain import OnDeadline, ProviderName
+from watchdog.durations import parse_duration
+from watchdog.errors import ConfigError
+from watchdog.providers.base import DEFAULT_RULES
+from watchdog.secrets import PROVIDER_SECRET_VARIABLES, Secret, read_secret
+
+DEFAULT_CONFIG_FILE = "watchdog.toml"
+
+
+@dataclass(frozen=True, slots=True)
+class PolicySettings:
+    """Lead times and default action; set globally, overridable per provider."""
+
+    alert_lead: dt.timedelta = dt.timedelta(hours=48)
+    capture_lead: dt.timedelta = dt.timedelta(hours=24)
+    critical_lead: dt.timedelta = dt.timedelta(hours=6)
+    safety_margin: dt.timedelta = dt.timedelta(minutes=15)
+    on_deadline: OnDeadline = OnDeadline.CAPTURE
+    sync_interval: dt.timedelta = dt.timedelta(hours=12)
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderSettings:
+    """How to reach one provider and how hard to push it."""
+
+    name: ProviderName
+    base_url: str | None
+    window: dt.timedelta
+    connect_timeout: float
+    read_timeout: float
+    max_concurrency: int = 16
+    rate_limit: float | None = None  # requests per second; None = unlimited
+    retry_attempts: int = 3
+    retry_backoff: float = 0.5  # seconds, doubled per attempt, honouring Retry-After
+    enabled: bool = True
+    user_agent: str = "expiry-watchdog/0.1 (+https://github.com/expiry-watchdog)"
+    origin: str | None = None
+    policy: PolicySettings = field(default_factory=PolicySettings)
+    credentials: Mapping[str, Secret] = field(default_factory=dict)
+
+    def credential(self, variable: str) -> Secret:
+        """The named secret, or a ConfigError saying where to put it."""
+        secret = self.credentials.get(variable)
+        if secret is None:
+            raise ConfigError(
+                f"providers.{self.name}: credential {variable} is not set; put it in the "
+                f"environment or in $CREDENTIALS_DIRECTORY/{variable}"
+            )
+        return secret
+
+
+@dataclass(frozen=True, slots=True)
+class SchedulerSettings:
+    """How often the daemon scans and how a pass claims work."""
+
+    scan_interval: dt.timedelta = dt.timedelta(minutes=5)
+    misfire_grace: dt.timedelta = dt.timedelta(minutes=2)
+    lease: dt.timedelta = dt.timedelta(minutes=5)
+    batch_size: int = 100
+    concurrency: int = 64
+    stop_timeout: dt.timedelta = dt.timedelta(seconds=60)
+
+
+@dataclass(frozen=True, slots=True)
+class ApiSettings:
+    """The daemon's HTTP endpoint (API, /metrics, /healthz)."""
+
+    host: str = "127.0.0.1"
+    port: int = 8787
+    enabled: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class Config:
+    """The validated, effective configuration."""
+
+    database_url: str = "sqlite:///watchdog.db"
+    policy: PolicySettings = field(default_factory=PolicySettings)
+    scheduler: SchedulerSettings = field(default_factory=SchedulerSettings)
+    api: ApiSettings = field(default_factory=ApiSettings)
+    timezone: str = "UTC"
+    providers: Mapping[ProviderName, ProviderSettings] = field(default_factory=dict)
+    source: str = "<embedded defaults>"
+    raw: Mapping[str, Any] = field(default_factory=dict, compare=False)
+
+    def provider(self, name: ProviderName) -> ProviderSettings:
+        """Settings for ``name`` (always present: defaults fill what the file leaves out)."""
+        return self.providers[name]
+
+    def policy_for(self, name: ProviderName) -> PolicySettings:
+        """The policy in force for one provider."""
+        return self.providers[name].policy
+
+    @property
+    def zone(self) -> ZoneInfo:
+        """The operator's display time zone."""
+        return ZoneInfo(self.timezone)
+
+
+_DEFAULT_BASE_URLS: dict[ProviderName, str | None] = {
+    ProviderName.SMARTPAY: "https://api.smartpay.co/v1",
+    ProviderName.JPMMPS: None,  # handed out with the credentials
+    ProviderName.FLITT: "https://pay.flitt.com/api",
+    ProviderName.CLEARPAY: "https://global-api.afterpay.com",
+}
+# (connect, read) seconds: JPMMPS asks for >= 90 s, Clearpay for 10 s / 70 s.
+_DEFAULT_TIMEOUTS: dict[ProviderName, tuple[float, float]] = {
+    ProviderName.SMARTPAY: (10.0, 30.0),
+    ProviderName.JPMMPS: (10.0, 90.0),
+    ProviderName.FLITT: (10.0, 30.0),
+    ProviderName.CLEARPAY: (10.0, 70.0),
+}
+
+_POLICY_DURATIONS = ("alert_lead", "capture_lead", "critical_lead", "safety_margin", "sync_interval")
+_TOP_LEVEL = {"database", "policy", "scheduler", "api", "providers", "display", "alerts", "metrics"}
+
+
+def config_path(explicit: str | None, environ: Mapping[str, str] | None = None) -> Path | None:
+    """Which file to read: explicit, else $WATCHDOG_CONFIG, else ./watchdog.toml if present."""
+    env = os.environ if environ is None else environ
+    if explicit:
+        return Path(explicit)
+    if env.get("WATCHDOG_CONFIG"):
+        return Path(env["WATCHDOG_CONFIG"])
+    default = Path(DEFAULT_CONFIG_FILE)
+    return default if default.exists() else None
+
+
+def load_config(
+    explicit: str | None = None, environ: Mapping[str, str] | None = None
+) -> Config:
+    """Read, validate and return the effective configuration; raise ConfigError on any problem."""
+    env = os.environ if environ is None else environ
+    path = config_path(explicit, env)
+    data: dict[str, Any] = {}
+    source = "<embedded defaults>"
+    if path is not None:
+        try:
+            data = tomllib.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise ConfigError(f"config file {path} does not exist") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+        source = str(path)
+    config = parse_config(data, env)
+    return replace(config, source=source)
+
+
+def parse_config(data: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> Config:
+    """Validate a parsed TOML document into a Config."""
+    env = os.environ if environ is None else environ
+    _only_keys(data, _TOP_LEVEL, "")
+    database = _table(data, "database")
+    _only_keys(database, {"url"}, "database")
+    url = env.get("WATCHDOG_DATABASE_URL") or _str(database, "url", "database", "sqlite:///watchdog.db")
+    policy = _policy(_table(data, "policy"), "policy", PolicySettings())
+    scheduler = _scheduler(_table(data, "scheduler"))
+    api = _api(_table(data, "api"))
+    display = _table(data, "display")
+    _only_keys(display, {"timezone"}, "display")
+    timezone = _str(display, "timezone", "display", "UTC")
+    try:
+        ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ConfigError(f"display.timezone: {timezone!r} is not an IANA time zone") from None
+    providers_table = _table(data, "providers")
+    _only_keys(providers_table, {p.value for p in ProviderName}, "providers")
+    providers = {
+        name: _provider(name, _table(providers_table, name.value, "providers"), policy, env)
+        for name in ProviderName
+    }
+    return Config(
+        database_url=url, policy=policy, scheduler=scheduler, api=api, timezone=timezone,
+        providers=providers, raw=dict(data),
+    )
+
+
+def _provider(
+    name: ProviderName, table: Mapping[str, Any], base_policy: PolicySettings,
+    env: Mapping[str, str],
+) -> ProviderSettings:
+    where = f"providers.{name}"
+    policy_keys = {"on_deadline", *_POLICY_DURATIONS}
+    allowed = {
+        "base_url", "window", "connect_timeout", "read_timeout", "max_concurrency", "rate_limit",
+        "retry_attempts", "retry_backoff", "enabled", "user_agent", "origin", *policy_keys,
+    }
+    _only_keys(table, allowed, where)
+    connect, read = _DEFAULT_TIMEOUTS[name]
+    window = _duration(table, "window", where, DEFAULT_RULES[name].window)
+    if window <= dt.timedelta(0):
+        raise ConfigError(f"{where}.window: must be positive")
+    base_url = table.get("base_url", _DEFAULT_BASE_URLS[name])
+    if base_url is not None and (
+        not isinstance(base_url, str) or not base_url.startswith(("http://", "https://"))
+    ):
+        raise ConfigError(f"{where}.base_url: {base_url!r} is not an http(s) URL")
+    credentials = {
+        var: secret
+        for var in PROVIDER_SECRET_VARIABLES[name]
+        if (secret := read_secret(var, env)) is not None
+    }
+    rate_limit = table.get("rate_limit")
+    if rate_limit is not None and (not isinstance(rate_limit, int | float) or rate_limit <= 0):
+        raise ConfigError(f"{where}.rate_limit: must be a positive number of requests per second")
+    return ProviderSettings(
+        name=name,
+        base_url=base_url.rstrip("/") if base_url else None,
+        window=window,
+        connect_timeout=_number(table, "connect_timeout", where, connect),
+        read_timeout=_number(table, "read_timeout", where, read),
+        max_concurrency=_int(table, "max_concurrency", where, 16, minimum=1),
+        rate_limit=float(rate_limit) if rate_limit is not None else None,
+        retry_attempts=_int(table, "retry_attempts", where, 3, minimum=0),
+        retry_backoff=_number(table, "retry_backoff", where, 0.5),
+        enabled=_bool(table, "enabled", where, True),
+        user_agent=_str(table, "user_agent", where, ProviderSettings.user_agent),
+        origin=table.get("origin"),
+        policy=_policy({k: v for k, v in table.items() if k in policy_keys}, where, base_policy),
+        credentials=credentials,
+    )
+
+
+def _policy(table: Mapping[str, Any], where: str, base: PolicySettings) -> PolicySettings:
+    _only_keys(table, {"on_deadline", *_POLICY_DURATIONS}, where)
+    values: dict[str, Any] = {
+        key: _duration(table, key, where, getattr(base, key)) for key in _POLICY_DURATIONS
+    }
+    raw = table.get("on_deadline", base.on_deadline.value)
+    try:
+        values["on_deadline"] = OnDeadline(raw)
+    except ValueError:
+        raise ConfigError(
+            f"{where}.on_deadline: {raw!r} is not one of capture, cancel, alert"
+        ) from None
+    policy = PolicySettings(**values)
+    if not policy.alert_lead >= policy.capture_lead >= dt.timedelta(0):
+        raise ConfigError(f"{where}: alert_lead must be at least capture_lead (warn before acting)")
+    if policy.critical_lead > policy.alert_lead:
+        raise ConfigError(f"{where}: critical_lead must not exceed alert_lead")
+    return policy
+
+
+def _scheduler(table: Mapping[str, Any]) -> SchedulerSettings:
+    where = "scheduler"
+    base = SchedulerSettings()
+    _only_keys(table, {f.name for f in fields(SchedulerSettings)}, where)
+    settings = SchedulerSettings(
+        scan_interval=_duration(table, "scan_interval", where, base.scan_interval),
+        misfire_grace=_duration(table, "misfire_grace", where, base.misfire_grace),
+        lease=_duration(table, "lease", where, base.lease),
+        batch_size=_int(table, "batch_size", where, base.batch_size, minimum=1),
+        concurrency=_int(table, "concurrency", where, base.concurrency, minimum=1),
+        stop_timeout=_duration(table, "stop_timeout", where, base.stop_timeout),
+    )
+    if settings.scan_interval <= dt.timedelta(0):
+        raise ConfigError("scheduler.scan_interval: must be positive")
+    return settings
+
+
+def _api(table: Mapping[str, Any]) -> ApiSettings:
+    _only_keys(table, {"host", "port", "enabled"}, "api")
+    return ApiSettings(
+        host=_str(table, "host", "api", "127.0.0.1"),
+        port=_int(table, "port", "api", 8787, minimum=0, maximum=65535),
+        enabled=_bool(table, "enabled", "api", True),
+    )
+
+
+def _table(data: Mapping[str, Any], key: str, where: str = "") -> Mapping[str, Any]:
+    value = data.get(key, {})
+    if not isinstance(value, Mapping):
+        raise ConfigError(f"{_join(where, key)}: must be a table, got {type(value).__name__}")
+    return value
+
+
+def _only_keys(table: Mapping[str, Any], allowed: set[str], where: str) -> None:
+    unknown = sorted(set(table) - allowed)
+    if unknown:
+        raise ConfigError(
+            f"{_join(where, unknown[0])}: unknown key (allowed here: {', '.join(sorted(allowed))})"
+        )
+
+
+def _join(where: str, key: str) -> str:
+    return f"{where}.{key}" if where else key
+
+
+def _duration(
+    table: Mapping[str, Any], key: str, where: str, default: dt.timedelta
+) -> dt.timedelta:
+    if key not in table:
+        return default
+    value = table[key]
+    if not isinstance(value, str):
+        raise ConfigError(f"{_join(where, key)}: write durations as strings like \"48h\"")
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise ConfigError(f"{_join(where, key)}: {exc}") from None
+
+
+def _str(table: Mapping[str, Any], key: str, where: str, default: str) -> str:
+    value = table.get(key, default)
+    if not isinstance(value, str) or not value:
+        raise ConfigError(f"{_join(where, key)}: must be a non-empty string")
+    return value
+
+
+def _bool(table: Mapping[str, Any], key: str, where: str, default: bool) -> bool:
+    value = table.get(key, default)
+    if not isinstance(value, bool):
+        raise ConfigError(f"{_join(where, key)}: must be true or false")
+    return value
+
+
+def _number(table: Mapping[str, Any], key: str, where: str, default: float) -> float:
+    value = table.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
+        raise ConfigError(f"{_join(where, key)}: must be a positive number")
+    return float(value)
+
+
+def _int(
+    table: Mapping[str, Any], key: str, where: str, default: int,
+    minimum: int = 0, maximum: int | None = None,
+) -> int:
+    value = table.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise ConfigError(f"{_join(where, key)}: must be an integer")
+    if value < minimum or (maximum is not None and value > maximum):
+        bound = f"between {minimum} and {maximum}" if maximum is not None else f">= {minimum}"
+        raise ConfigError(f"{_join(where, key)}: must be {bound}, got {value}")
+    return value
