@@ -1,0 +1,406 @@
+"""The HTTP boundary shared by every adapter: one client, one send, one failure taxonomy.
+
+``exchange`` is the only place that calls the network. It turns every transport
+failure into an ``Outcome`` once, for all adapters:
+
+* the connection was never established (connect error, connect timeout, pool
+  timeout) -> RETRYABLE: nothing can have reached the provider;
+* the request may have been written and no complete answer came back (read or
+  write timeout, connection dropped, protocol error) -> UNKNOWN for capture and
+  cancel (money may have moved), RETRYABLE for reads.
+
+The aiohttp transport (``httpx_aiohttp``) maps aiohttp's exceptions onto httpx
+classes, but not faithfully: any ``aiohttp.ClientConnectionError`` becomes
+``httpx.ConnectTimeout`` — including ``ServerDisconnectedError`` (the server
+dropped the connection *after* reading our request) and ``ClientOSError``
+(connection reset mid-response) — so its httpx class alone would call a lost
+answer "never connected". We therefore classify by the original aiohttp
+exception (``__cause__``) when there is one, and only then by the httpx class.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import email.utils
+import json
+import logging
+import urllib.parse
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, replace
+from decimal import Decimal
+from typing import Any
+
+import aiohttp
+import httpx
+import httpx_aiohttp
+
+from watchdog.clock import SYSTEM_CLOCK, Clock
+from watchdog.config import ProviderSettings
+from watchdog.domain import ProviderName
+from watchdog.errors import ConfigError
+from watchdog.money import CurrencyError, exponent
+from watchdog.providers.base import DEFAULT_RULES, Outcome, ProviderResult, ProviderRules
+from watchdog.secrets import MASK, Secret, redact
+
+log = logging.getLogger("watchdog.providers")
+
+RAW_TEXT_LIMIT = 2048
+REQUEST_ID_HEADERS = (
+    "x-request-id", "request-id", "x-correlation-id", "cf-ray", "x-amzn-requestid",
+)
+MONEY_OPERATIONS = frozenset({"capture", "cancel"})
+
+
+def make_http_client(max_connections: int = 256) -> httpx.AsyncClient:
+    """One shared client on the aiohttp transport (the default transport collapses under load).
+
+    Adapters set their own per-request timeouts; redirects are never followed (a
+    payment API that redirects is misconfigured, and a redirected POST is a guess).
+    """
+    limits = httpx.Limits(
+        max_connections=max_connections, max_keepalive_connections=max_connections
+    )
+    transport = httpx_aiohttp.AiohttpTransport(limits=limits)
+    return httpx.AsyncClient(transport=transport, follow_redirects=False)
+
+
+def timeout_for(settings: ProviderSettings) -> httpx.Timeout:
+    """Explicit per-request timeouts: connect (also pool wait) and read (also write)."""
+    return httpx.Timeout(
+        connect=settings.connect_timeout, read=settings.read_timeout,
+        write=settings.read_timeout, pool=settings.connect_timeout,
+    )
+
+
+# --------------------------------------------------------------------------- redaction
+
+
+def redact_value(value: Any, secrets: Iterable[Secret | str | None]) -> Any:
+    """Return a copy of a parsed JSON value with every secret masked (strings and numbers)."""
+    secrets = tuple(secrets)
+    if isinstance(value, str):
+        return redact(value, secrets)
+    if isinstance(value, bool) or value is None:
+        return value
+    if isinstance(value, int | float):
+        return MASK if redact(str(value), secrets) != str(value) else value
+    if isinstance(value, Mapping):
+        return {redact(str(k), secrets): redact_value(v, secrets) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [redact_value(v, secrets) for v in value]
+    return redact(str(value), secrets)
+
+
+# --------------------------------------------------------------------------- Retry-After
+
+
+def parse_retry_after(value: str | None, now: dt.datetime) -> float | None:
+    """Seconds to wait from Retry-After (delta-seconds or HTTP date); None if absent or bad."""
+    if value is None:
+        return None
+    value = value.strip()
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        pass
+    else:
+        return max(seconds, 0.0) if seconds == seconds and seconds != float("inf") else None
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=dt.UTC)
+    return max((when - now).total_seconds(), 0.0)
+
+
+# --------------------------------------------------------------------------- the exchange
+
+
+@dataclass(frozen=True, slots=True)
+class CallContext:
+    """Who is calling, for what, and which secrets must never leave in a result."""
+
+    provider: ProviderName
+    operation: str  # "status" | "capture" | "cancel" | "check"
+    secrets: tuple[Secret | str, ...]
+    clock: Clock = SYSTEM_CLOCK
+
+    @property
+    def moves_money(self) -> bool:
+        """Capture and cancel may move money; status and check never do."""
+        return self.operation in MONEY_OPERATIONS
+
+    def result(self, outcome: Outcome, message: str, **fields: Any) -> ProviderResult:
+        """Build a ProviderResult with message and raw redacted; log it (redacted) once."""
+        raw = fields.pop("raw", None)
+        provider_code = fields.pop("provider_code", None)
+        res = ProviderResult(
+            outcome=outcome, operation=self.operation, provider=self.provider,
+            message=redact(message, self.secrets),
+            provider_code=(
+                None if provider_code is None else redact(str(provider_code), self.secrets)
+            ),
+            raw=redact_value(raw, self.secrets), **fields,
+        )
+        log.info(
+            "provider call finished: %s", res.describe(),
+            extra={"action": f"provider.{self.operation}", "provider": str(self.provider),
+                   "outcome": str(outcome)},
+        )
+        return res
+
+
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """A complete HTTP answer: the provider said something (maybe nonsense)."""
+
+    status: int
+    headers: httpx.Headers
+    text: str
+    data: Any  # parsed JSON, or None when the body is not JSON
+    is_json: bool
+    request_id: str | None
+    retry_after: float | None
+
+    def raw(self) -> Any:
+        """Parsed JSON, or the first ~2 KB of text (unredacted: CallContext.result redacts)."""
+        if self.is_json:
+            return self.data
+        return self.text[:RAW_TEXT_LIMIT]
+
+    @property
+    def ok(self) -> bool:
+        """True for 2xx."""
+        return 200 <= self.status < 300
+
+
+def _request_id_from(headers: httpx.Headers) -> str | None:
+    for name in REQUEST_ID_HEADERS:
+        value = headers.get(name)
+        if isinstance(value, str) and value:
+            return value
+    return None
+
+
+_NEVER_CONNECTED_AIOHTTP: tuple[type[BaseException], ...] = (
+    aiohttp.ClientConnectorError,  # DNS, refused, TLS handshake: nothing was sent
+    aiohttp.ConnectionTimeoutError,  # connect or pool-wait timeout
+    aiohttp.InvalidURL,
+)
+_NEVER_CONNECTED_HTTPX: tuple[type[BaseException], ...] = (
+    httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.ProxyError,
+)
+
+
+def never_connected(exc: BaseException) -> bool:
+    """True when the request certainly never reached the provider."""
+    cause = exc.__cause__
+    if isinstance(exc, httpx.TransportError) and isinstance(cause, aiohttp.ClientError):
+        exc = cause  # httpx_aiohttp's mapping hides dropped connections as ConnectTimeout
+    if isinstance(exc, aiohttp.ClientError):
+        return isinstance(exc, _NEVER_CONNECTED_AIOHTTP)
+    return isinstance(exc, _NEVER_CONNECTED_HTTPX)
+
+
+def transport_failure(ctx: CallContext, exc: BaseException) -> ProviderResult:
+    """The one translation of a network failure into an Outcome."""
+    kind = type(exc.__cause__ if isinstance(exc.__cause__, aiohttp.ClientError) else exc).__name__
+    detail = str(exc) or kind
+    if isinstance(exc, httpx.UnsupportedProtocol | httpx.InvalidURL | aiohttp.InvalidURL):
+        return ctx.result(
+            Outcome.REJECTED, f"the base URL is unusable ({kind}: {detail}); fix the "
+            f"configuration of providers.{ctx.provider}", raw={"exception": kind},
+        )
+    if never_connected(exc):
+        return ctx.result(
+            Outcome.RETRYABLE, f"could not connect ({kind}: {detail}); nothing was sent, "
+            "retry with the same key", raw={"exception": kind},
+        )
+    if ctx.moves_money:
+        return ctx.result(
+            Outcome.UNKNOWN, f"no answer after the request may have reached the provider "
+            f"({kind}: {detail}); money may have moved: confirm with a status read or "
+            "replay with the same key", raw={"exception": kind},
+        )
+    return ctx.result(
+        Outcome.RETRYABLE, f"no usable answer ({kind}: {detail}); a read moves no money, "
+        "retry", raw={"exception": kind},
+    )
+
+
+async def exchange(
+    client: httpx.AsyncClient, request: httpx.Request, ctx: CallContext
+) -> Answer | ProviderResult:
+    """Send ``request``; return the Answer, or a ProviderResult when no complete answer came."""
+    try:
+        response = await client.send(request)
+    except (httpx.RequestError, aiohttp.ClientError, TimeoutError, OSError) as exc:
+        return transport_failure(ctx, exc)
+    try:
+        text = response.text
+    except (UnicodeDecodeError, LookupError):
+        text = response.content.decode("utf-8", errors="replace")
+    data: Any = None
+    is_json = False
+    if text.strip():
+        try:
+            data = json.loads(text)
+            is_json = True
+        except ValueError:
+            pass
+    return Answer(
+        status=response.status_code, headers=response.headers, text=text, data=data,
+        is_json=is_json, request_id=_request_id_from(response.headers),
+        retry_after=parse_retry_after(response.headers.get("retry-after"), ctx.clock.now()),
+    )
+
+
+def generic_http_failure(
+    ctx: CallContext, answer: Answer, *, code: str | None = None, text: str = "",
+    request_id: str | None = None,
+) -> ProviderResult | None:
+    """Classify what every provider means the same way: 401/403, 408, 429 and 5xx.
+
+    Returns None when the status is provider-specific (the adapter decides).
+    """
+    rid = request_id or answer.request_id
+    said = f": {text}" if text else ""
+    common: dict[str, Any] = {
+        "http_status": answer.status, "provider_code": code, "request_id": rid,
+        "raw": answer.raw(),
+    }
+    if answer.status in (401, 403):
+        return ctx.result(
+            Outcome.REJECTED, f"bad credentials (HTTP {answer.status}){said}; check the "
+            f"{ctx.provider} credentials", **common,
+        )
+    if answer.status == 429:
+        return ctx.result(
+            Outcome.RETRYABLE, f"rate limited{said}; retry later with the same key",
+            retry_after=answer.retry_after, **common,
+        )
+    if answer.status == 408 or answer.status >= 500:
+        return ctx.result(
+            Outcome.RETRYABLE, f"provider error HTTP {answer.status}{said}; a replay with the "
+            "same key is safe", retry_after=answer.retry_after, **common,
+        )
+    return None
+
+
+def malformed(ctx: CallContext, answer: Answer, why: str, **fields: Any) -> ProviderResult:
+    """A 2xx we cannot read: UNKNOWN for money calls (it may have worked), RETRYABLE for reads."""
+    outcome = Outcome.UNKNOWN if ctx.moves_money else Outcome.RETRYABLE
+    tail = ("money may have moved: confirm with a status read" if ctx.moves_money
+            else "a read moves no money, retry")
+    fields.setdefault("request_id", answer.request_id)
+    return ctx.result(
+        outcome, f"unusable answer (HTTP {answer.status}): {why}; {tail}",
+        http_status=answer.status, raw=answer.raw(), **fields,
+    )
+
+
+def seg(value: str) -> str:
+    """One URL path segment, percent-encoded (an order id never changes the path)."""
+    return urllib.parse.quote(value, safe="")
+
+
+def ms_epoch_to_utc(value: Any) -> dt.datetime | None:
+    """A millisecond epoch as an aware UTC datetime; None when absent or not a number."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    try:
+        return dt.datetime.fromtimestamp(value / 1000, tz=dt.UTC)
+    except (OverflowError, OSError, ValueError):
+        return None
+
+
+def iso_to_utc(value: Any) -> dt.datetime | None:
+    """An ISO-8601 instant with an offset as aware UTC; None when absent, bad or naive."""
+    if not isinstance(value, str):
+        return None
+    try:
+        when = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    if when.tzinfo is None:
+        return None
+    return when.astimezone(dt.UTC)
+
+
+# --------------------------------------------------------------------------- adapter scaffolding
+
+
+def _json_number(value: Any) -> Any:
+    """Decimals go on the wire as JSON numbers: Decimal("18.20") -> 18.2."""
+    if isinstance(value, Decimal):
+        return float(value)
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+CHECK_ORDER_ID = "expiry-watchdog-check-0"  # a sentinel id no provider knows: expect "not found"
+
+
+class HttpAdapter:
+    """What every adapter shares: settings, injected client, timeouts, rules, secrets."""
+
+    provider: ProviderName  # set by each subclass
+
+    def __init__(
+        self, settings: ProviderSettings, client: httpx.AsyncClient,
+        rules: ProviderRules | None = None, *, clock: Clock = SYSTEM_CLOCK,
+    ) -> None:
+        if settings.name != self.provider:
+            raise ValueError(f"{type(self).__name__} needs {self.provider} settings, "
+                             f"got {settings.name}")
+        if not settings.base_url:
+            raise ConfigError(f"providers.{settings.name}.base_url: not set; the adapter "
+                              "cannot be built without it")
+        self._settings = settings
+        self._client = client
+        self._clock = clock
+        self._rules = rules or replace(DEFAULT_RULES[self.provider], window=settings.window)
+        self._timeout = timeout_for(settings)
+        self._base = settings.base_url.rstrip("/")
+        self._secret_values: tuple[Secret | str, ...] = ()
+
+    @property
+    def name(self) -> ProviderName:
+        """The provider this adapter speaks to."""
+        return self.provider
+
+    @property
+    def rules(self) -> ProviderRules:
+        """The provider's capture rules (window from the settings)."""
+        return self._rules
+
+    def _ctx(self, operation: str) -> CallContext:
+        return CallContext(self.provider, operation, self._secret_values, self._clock)
+
+    def _build(
+        self, method: str, path: str, *, body: Any = None, headers: Mapping[str, str] | None = None,
+    ) -> httpx.Request:
+        content = None if body is None else json.dumps(
+            body, separators=(",", ":"), default=_json_number
+        )
+        return self._client.build_request(
+            method, self._base + path, content=content, headers=dict(headers or {}),
+            timeout=self._timeout,
+        )
+
+    def _refuse_currency(self, ctx: CallContext, currency: str) -> ProviderResult | None:
+        """REJECTED, before any request, for a currency we cannot represent exactly."""
+        try:
+            exponent(currency)
+        except CurrencyError as exc:
+            return ctx.result(Outcome.REJECTED, f"nothing sent: {exc}",
+                              provider_code="currency")
+        return None
+
+    def _refuse_amount(self, ctx: CallContext, amount: int) -> ProviderResult | None:
+        if isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0:
+            return ctx.result(Outcome.REJECTED,
+                              f"nothing sent: capture amount must be a positive integer of "
+                              f"minor units, got {amount!r}", provider_code="amount")
+        return None
