@@ -23,6 +23,7 @@ from watchdog.providers.base import DEFAULT_RULES
 from watchdog.secrets import PROVIDER_SECRET_VARIABLES, Secret, read_secret
 
 DEFAULT_CONFIG_FILE = "watchdog.toml"
+DEFAULT_USER_AGENT = "expiry-watchdog/0.1"
 
 
 @dataclass(frozen=True, slots=True)
@@ -51,7 +52,7 @@ class ProviderSettings:
     retry_attempts: int = 3
     retry_backoff: float = 0.5  # seconds, doubled per attempt, honouring Retry-After
     enabled: bool = True
-    user_agent: str = "expiry-watchdog/0.1 (+https://github.com/expiry-watchdog)"
+    user_agent: str = DEFAULT_USER_AGENT
     origin: str | None = None
     policy: PolicySettings = field(default_factory=PolicySettings)
     credentials: Mapping[str, Secret] = field(default_factory=dict)
@@ -232,7 +233,7 @@ def _provider(
         retry_attempts=_int(table, "retry_attempts", where, 3, minimum=0),
         retry_backoff=_number(table, "retry_backoff", where, 0.5),
         enabled=_bool(table, "enabled", where, True),
-        user_agent=_str(table, "user_agent", where, ProviderSettings.user_agent),
+        user_agent=_str(table, "user_agent", where, DEFAULT_USER_AGENT),
         origin=table.get("origin"),
         policy=_policy({k: v for k, v in table.items() if k in policy_keys}, where, base_policy),
         credentials=credentials,

@@ -106,6 +106,7 @@ class AuthorizationSnapshot:
     alert_stage: AlertStage = AlertStage.NONE
     last_synced_at: dt.datetime | None = None
     reference: str | None = None
+    not_before: dt.datetime | None = None  # a retry waits until then
 
     @property
     def remaining_amount(self) -> int:

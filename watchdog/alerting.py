@@ -1,0 +1,173 @@
+"""Alerts as an outbox: raised and resolved in the same transaction as the state change.
+
+A sender (``watchdog.alerts``) delivers them to the sinks later; a sink that is down
+delays delivery, never the scan. De-duplication key: ``kind:authorization``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import json
+from collections.abc import Iterable
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from watchdog import audit
+from watchdog.audit import AuditEvent
+from watchdog.models import Alert, Authorization
+from watchdog.money import format_money
+
+
+class AlertKind(enum.StrEnum):
+    """What an alert is about."""
+
+    DEADLINE_APPROACHING = "deadline_approaching"
+    DEADLINE_CRITICAL = "deadline_critical"
+    ACTION_FAILED = "action_failed"
+    NEEDS_ATTENTION = "needs_attention"
+    AUTHORIZATION_EXPIRED = "authorization_expired"
+    PROVIDER_UNHEALTHY = "provider_unhealthy"
+    WATCHDOG_STALE = "watchdog_stale"
+
+
+class Severity(enum.StrEnum):
+    """How loud: warning notifies, critical pages."""
+
+    WARNING = "warning"
+    CRITICAL = "critical"
+
+
+class AlertStatus(enum.StrEnum):
+    """Lifecycle of an alert."""
+
+    FIRING = "firing"
+    RESOLVED = "resolved"
+    ACKNOWLEDGED = "acknowledged"
+
+
+# Kinds that concern one authorization's deadline; one resolves the others.
+AUTHORIZATION_KINDS = (
+    AlertKind.DEADLINE_APPROACHING, AlertKind.DEADLINE_CRITICAL, AlertKind.ACTION_FAILED,
+    AlertKind.NEEDS_ATTENTION,
+)
+
+NEXT_STEPS: dict[AlertKind, str] = {
+    AlertKind.DEADLINE_APPROACHING: "capture or cancel it (expiry-watchdog show ID), or instruct "
+    "the watchdog through the API",
+    AlertKind.DEADLINE_CRITICAL: "act now: capture or cancel in the provider's dashboard or via "
+    "the API before the deadline",
+    AlertKind.ACTION_FAILED: "read the provider's answer in `expiry-watchdog show ID` and fix the "
+    "cause (credentials, amount, state) before the deadline",
+    AlertKind.NEEDS_ATTENTION: "check the provider dashboard for what really happened, then record "
+    "it; the watchdog will not guess",
+    AlertKind.AUTHORIZATION_EXPIRED: "the authorization lapsed: contact the customer or create a "
+    "new checkout",
+    AlertKind.PROVIDER_UNHEALTHY: "check the provider's status page and the watchdog's logs",
+    AlertKind.WATCHDOG_STALE: "check that the daemon or timer runs: systemctl status expiry-watchdog",
+}
+
+
+def dedup_key(kind: AlertKind, authorization_id: int | None, provider: str | None = None) -> str:
+    """Stable key: the same condition on the same subject is one alert."""
+    subject = f"authorization:{authorization_id}" if authorization_id is not None else f"provider:{provider}"
+    return f"expiry-watchdog:{kind.value}:{subject}"
+
+
+def alert_details(
+    row: Authorization, tried: str, zone: dt.tzinfo | None = None
+) -> dict[str, Any]:
+    """Everything on-call needs in the alert body."""
+    local = row.deadline.astimezone(zone) if zone is not None else row.deadline
+    return {
+        "authorization_id": row.id,
+        "provider": row.provider,
+        "order_id": row.order_id,
+        "reference": row.reference,
+        "amount": row.amount,
+        "currency": row.currency,
+        "amount_display": format_money(row.amount - row.captured_amount, row.currency),
+        "state": row.state,
+        "deadline_utc": row.deadline.isoformat(),
+        "deadline_local": local.isoformat(),
+        "tried": tried,
+    }
+
+
+def raise_alert(
+    session: Session,
+    kind: AlertKind,
+    severity: Severity,
+    summary: str,
+    details: dict[str, Any],
+    now: dt.datetime,
+    actor: str,
+    authorization_id: int | None = None,
+    provider: str | None = None,
+) -> Alert:
+    """Fire (or escalate) the alert for (kind, subject); firing twice does not notify twice."""
+    key = dedup_key(kind, authorization_id, provider)
+    details = {**details, "next_steps": NEXT_STEPS[kind], "kind": kind.value}
+    alert = session.execute(select(Alert).where(Alert.dedup_key == key)).scalar_one_or_none()
+    if alert is None:
+        alert = Alert(
+            dedup_key=key, kind=kind.value, severity=severity.value,
+            status=AlertStatus.FIRING.value, authorization_id=authorization_id,
+            provider=provider, summary=summary, details=json.dumps(details, default=str),
+            revision=1, notified_revision=0, created_at=now, updated_at=now,
+        )
+        session.add(alert)
+    elif alert.status != AlertStatus.FIRING.value or alert.severity != severity.value:
+        if alert.status == AlertStatus.ACKNOWLEDGED.value and alert.severity == severity.value:
+            return alert
+        alert.status = AlertStatus.FIRING.value
+        alert.severity = severity.value
+        alert.summary = summary
+        alert.details = json.dumps(details, default=str)
+        alert.revision += 1
+        alert.updated_at = now
+        alert.resolved_at = None
+    else:
+        return alert
+    session.flush()
+    audit.append(session, [AuditEvent(
+        event=f"alert:{kind.value}:fire", actor=actor, authorization_id=authorization_id,
+        provider=provider or details.get("provider"), order_id=details.get("order_id"),
+        amount=details.get("amount"), currency=details.get("currency"),
+        outcome=severity.value, detail={"summary": summary, "dedup_key": key},
+    )], now)
+    return alert
+
+
+def resolve_alerts(
+    session: Session,
+    authorization_id: int,
+    now: dt.datetime,
+    actor: str,
+    reason: str,
+    kinds: Iterable[AlertKind] = AUTHORIZATION_KINDS,
+) -> int:
+    """Resolve the authorization's firing alerts of ``kinds``; returns how many."""
+    keys = [dedup_key(kind, authorization_id) for kind in kinds]
+    alerts = list(
+        session.scalars(
+            select(Alert).where(
+                Alert.dedup_key.in_(keys),
+                Alert.status.in_([AlertStatus.FIRING.value, AlertStatus.ACKNOWLEDGED.value]),
+            )
+        )
+    )
+    for alert in alerts:
+        alert.status = AlertStatus.RESOLVED.value
+        alert.revision += 1
+        alert.updated_at = now
+        alert.resolved_at = now
+    if alerts:
+        session.flush()
+        audit.append(session, [AuditEvent(
+            event=f"alert:{alert.kind}:resolve", actor=actor, authorization_id=authorization_id,
+            detail={"dedup_key": alert.dedup_key, "reason": reason},
+        ) for alert in alerts], now)
+    return len(alerts)

@@ -1,0 +1,229 @@
+"""SQLAlchemy tables. The schema changes only through the migrations in ``watchdog/migrations``."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    CheckConstraint,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    SmallInteger,
+    String,
+    Text,
+    UniqueConstraint,
+    text,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+from sqlalchemy.types import TypeDecorator
+
+from watchdog.domain import State
+
+UTC = dt.UTC
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+class UTCDateTime(TypeDecorator[dt.datetime]):
+    """An instant stored in UTC; refuses naive datetimes and always reads back aware UTC."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Dialect) -> Any:
+        if value is None:
+            return None
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError(f"naive datetime {value.isoformat()} cannot be stored; give an offset")
+        value = value.astimezone(UTC)
+        if dialect.name == "sqlite":
+            return value.replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> dt.datetime | None:
+        if value is None:
+            return None
+        assert isinstance(value, dt.datetime)
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+Id = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class Base(DeclarativeBase):
+    """Declarative base with explicit constraint names."""
+
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+_STATES = ", ".join(f"'{s.value}'" for s in State)
+
+
+class Authorization(Base):
+    """One authorization the watchdog keeps: the queue is this table."""
+
+    __tablename__ = "authorizations"
+    __table_args__ = (
+        UniqueConstraint("provider", "order_id"),
+        CheckConstraint(f"state IN ({_STATES})", name="state"),
+        CheckConstraint("amount > 0", name="amount_positive"),
+        CheckConstraint("captured_amount >= 0 AND captured_amount <= amount", name="captured"),
+        Index(
+            "ix_authorizations_due",
+            "next_action_at",
+            postgresql_where=text("next_action_at IS NOT NULL"),
+            sqlite_where=text("next_action_at IS NOT NULL"),
+        ),
+        Index("ix_authorizations_state", "state"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    provider: Mapped[str] = mapped_column(String(16))
+    order_id: Mapped[str] = mapped_column(String(64))
+    reference: Mapped[str | None] = mapped_column(String(128))
+    amount: Mapped[int] = mapped_column(BigInteger)
+    currency: Mapped[str] = mapped_column(String(3))
+    authorized_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    expires_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    on_deadline: Mapped[str | None] = mapped_column(String(16))
+    capture_amount: Mapped[int | None] = mapped_column(BigInteger)
+
+    state: Mapped[str] = mapped_column(String(24), default=State.AUTHORIZED.value)
+    captured_amount: Mapped[int] = mapped_column(BigInteger, default=0)
+    capture_count: Mapped[int] = mapped_column(Integer, default=0)
+    deadline: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    deadline_source: Mapped[str] = mapped_column(String(24))
+    next_action_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    not_before: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    alert_stage: Mapped[int] = mapped_column(SmallInteger, default=0)
+
+    instruction: Mapped[str | None] = mapped_column(String(24))
+    instruction_amount: Mapped[int | None] = mapped_column(BigInteger)
+    instruction_final: Mapped[bool] = mapped_column(Boolean, default=False)
+
+    provider_state: Mapped[str | None] = mapped_column(String(40))
+    provider_expires_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    provider_open_amount: Mapped[int | None] = mapped_column(BigInteger)
+    last_synced_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+    claimed_by: Mapped[str | None] = mapped_column(String(128))
+    claimed_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    generation: Mapped[int] = mapped_column(Integer, default=0)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    last_error: Mapped[str | None] = mapped_column(Text)
+
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+
+class Action(Base):
+    """A capture or cancel intent: committed before the provider is called, outcome after."""
+
+    __tablename__ = "actions"
+    __table_args__ = (
+        UniqueConstraint("idempotency_key"),
+        UniqueConstraint("authorization_id", "kind", "seq", "attempt"),
+        Index(
+            "ix_actions_open",
+            "status",
+            postgresql_where=text("status IN ('pending', 'unknown')"),
+            sqlite_where=text("status IN ('pending', 'unknown')"),
+        ),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    authorization_id: Mapped[int] = mapped_column(ForeignKey("authorizations.id"))
+    kind: Mapped[str] = mapped_column(String(16))
+    seq: Mapped[int] = mapped_column(Integer)  # which capture (1st, 2nd, ...) this intent is
+    attempt: Mapped[int] = mapped_column(Integer)  # bumps only after a definite "nothing moved"
+    idempotency_key: Mapped[str] = mapped_column(String(100))
+    amount: Mapped[int | None] = mapped_column(BigInteger)
+    final: Mapped[bool] = mapped_column(Boolean, default=True)
+    status: Mapped[str] = mapped_column(String(16))
+    sends: Mapped[int] = mapped_column(Integer, default=0)
+    recoveries: Mapped[int] = mapped_column(Integer, default=0)
+    actor: Mapped[str] = mapped_column(String(200))
+    provider_code: Mapped[str | None] = mapped_column(String(64))
+    request_id: Mapped[str | None] = mapped_column(String(128))
+    message: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    completed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+
+class AuditRow(Base):
+    """Append-only, hash-chained record of every decision and provider call."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_log_authorization_id", "authorization_id"),)
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    recorded_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    actor: Mapped[str] = mapped_column(String(200))
+    event: Mapped[str] = mapped_column(String(64))
+    authorization_id: Mapped[int | None] = mapped_column(BigInteger)
+    provider: Mapped[str | None] = mapped_column(String(16))
+    order_id: Mapped[str | None] = mapped_column(String(64))
+    amount: Mapped[int | None] = mapped_column(BigInteger)
+    currency: Mapped[str | None] = mapped_column(String(3))
+    idempotency_key: Mapped[str | None] = mapped_column(String(100))
+    state_from: Mapped[str | None] = mapped_column(String(24))
+    state_to: Mapped[str | None] = mapped_column(String(24))
+    outcome: Mapped[str | None] = mapped_column(String(24))
+    detail: Mapped[str] = mapped_column(Text)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    hash: Mapped[str] = mapped_column(String(64))
+
+
+class Alert(Base):
+    """An alert in the outbox: written with the state change that raised it."""
+
+    __tablename__ = "alerts"
+    __table_args__ = (
+        UniqueConstraint("dedup_key"),
+        Index("ix_alerts_status", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    dedup_key: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(40))
+    severity: Mapped[str] = mapped_column(String(16))
+    status: Mapped[str] = mapped_column(String(16))
+    authorization_id: Mapped[int | None] = mapped_column(BigInteger)
+    provider: Mapped[str | None] = mapped_column(String(16))
+    summary: Mapped[str] = mapped_column(Text)
+    details: Mapped[str] = mapped_column(Text)
+    revision: Mapped[int] = mapped_column(Integer, default=1)
+    notified_revision: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    resolved_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+
+class Pass(Base):
+    """One scan pass: the heartbeat that the dead-man's switch and ``check`` read."""
+
+    __tablename__ = "passes"
+
+    id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
+    worker: Mapped[str] = mapped_column(String(200))
+    started_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    finished_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    processed: Mapped[int] = mapped_column(Integer, default=0)
+    failed: Mapped[int] = mapped_column(Integer, default=0)
+    ok: Mapped[bool] = mapped_column(Boolean, default=False)
+    dry_run: Mapped[bool] = mapped_column(Boolean, default=False)

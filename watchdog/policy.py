@@ -1,0 +1,269 @@
+"""The planner: a pure function of (authorization, provider rules, policy, now).
+
+It answers two questions: what must happen now, and when must we look again
+(``next_action_at``, stored in an indexed column so a scan reads only due rows).
+No I/O, no clock: ``now`` is an argument.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from dataclasses import dataclass
+
+from watchdog.config import PolicySettings
+from watchdog.domain import (
+    AlertStage,
+    AuthorizationSnapshot,
+    DeadlineSource,
+    InstructionKind,
+    OnDeadline,
+    State,
+)
+from watchdog.errors import InstructionError
+from watchdog.providers.base import ProviderRules
+
+
+class Step(enum.StrEnum):
+    """One thing the scan can do for an authorization."""
+
+    WAIT = "wait"  # nothing now; look again at next_action_at
+    SYNC = "sync"  # read the provider's status (refresh deadline and open amount)
+    CAPTURE = "capture"
+    CANCEL = "cancel"
+    ALERT_APPROACHING = "alert_approaching"
+    ALERT_CRITICAL = "alert_critical"
+    EXPIRE = "expire"  # too late to act safely: record expired and page
+    RECOVER = "recover"  # an intent has no recorded outcome: find out what happened
+
+
+@dataclass(frozen=True, slots=True)
+class Timeline:
+    """The instants that matter for one authorization."""
+
+    deadline: dt.datetime
+    deadline_source: DeadlineSource
+    alert_at: dt.datetime
+    act_at: dt.datetime
+    critical_at: dt.datetime
+    guard_at: dt.datetime  # deadline - safety margin: never send a capture at or after this
+
+
+@dataclass(frozen=True, slots=True)
+class Decision:
+    """What to do now and when to look again."""
+
+    step: Step
+    next_action_at: dt.datetime | None
+    reason: str
+    amount: int | None = None
+    final: bool = True
+
+
+def deadline_of(
+    auth: AuthorizationSnapshot, rules: ProviderRules
+) -> tuple[dt.datetime, DeadlineSource]:
+    """The earliest of: the provider's reported expiry, the explicit one, and the window."""
+    candidates = [(auth.authorized_at + rules.window, DeadlineSource.PROVIDER_WINDOW)]
+    if auth.expires_at is not None:
+        candidates.append((auth.expires_at, DeadlineSource.EXPLICIT))
+    if auth.provider_expires_at is not None:
+        candidates.append((auth.provider_expires_at, DeadlineSource.PROVIDER_REPORTED))
+    # Earliest wins; on a tie the provider's own word beats ours.
+    order = {DeadlineSource.PROVIDER_REPORTED: 0, DeadlineSource.EXPLICIT: 1,
+             DeadlineSource.PROVIDER_WINDOW: 2}
+    return min(candidates, key=lambda c: (c[0], order[c[1]]))
+
+
+def timeline(
+    auth: AuthorizationSnapshot, rules: ProviderRules, policy: PolicySettings
+) -> Timeline:
+    """The authorization's timeline under ``policy``."""
+    deadline, source = deadline_of(auth, rules)
+    return Timeline(
+        deadline=deadline,
+        deadline_source=source,
+        alert_at=deadline - policy.alert_lead,
+        act_at=deadline - policy.capture_lead,
+        critical_at=deadline - policy.critical_lead,
+        guard_at=deadline - policy.safety_margin,
+    )
+
+
+def effective_on_deadline(auth: AuthorizationSnapshot, policy: PolicySettings) -> OnDeadline:
+    """What happens at the deadline: instruction, then the authorization's own, then policy."""
+    if auth.instruction is InstructionKind.CAPTURE_AT_DEADLINE:
+        return OnDeadline.CAPTURE
+    return auth.on_deadline or policy.on_deadline
+
+
+def open_amount(auth: AuthorizationSnapshot, rules: ProviderRules) -> int:
+    """What may still be captured: never more than authorized, nor than the provider allows."""
+    if not rules.multiple_captures and auth.capture_count > 0:
+        return 0
+    remaining = auth.remaining_amount
+    if auth.provider_open_amount is not None:
+        remaining = min(remaining, auth.provider_open_amount)
+    return max(remaining, 0)
+
+
+def capture_target(auth: AuthorizationSnapshot, rules: ProviderRules) -> int:
+    """How much the deadline capture should take now (0 = nothing left to capture)."""
+    if auth.instruction is InstructionKind.CAPTURE_AT_DEADLINE and auth.instruction_amount:
+        wanted_total = auth.instruction_amount
+    else:
+        wanted_total = auth.capture_amount if auth.capture_amount is not None else auth.amount
+    wanted = wanted_total - auth.captured_amount
+    return max(0, min(wanted, open_amount(auth, rules)))
+
+
+def plan(
+    auth: AuthorizationSnapshot,
+    rules: ProviderRules,
+    policy: PolicySettings,
+    now: dt.datetime,
+) -> Decision:
+    """Decide what must happen to ``auth`` at ``now`` and when to look again."""
+    if auth.state.is_final:
+        return Decision(Step.WAIT, None, f"{auth.state}: nothing more to do")
+    tl = timeline(auth, rules, policy)
+    if auth.state.is_in_flight:
+        return Decision(Step.RECOVER, now, f"{auth.state} without a recorded outcome")
+    if auth.state is State.NEEDS_ATTENTION:
+        return _plan_needs_attention(auth, tl, now)
+    if now >= tl.guard_at:
+        return Decision(
+            Step.EXPIRE, now,
+            f"deadline {tl.deadline.isoformat()} minus safety margin reached; too late to act",
+        )
+
+    action = _due_action(auth, rules, policy, tl, now)
+    if action is not None:
+        return action
+    if now >= tl.critical_at and auth.alert_stage < AlertStage.CRITICAL:
+        return Decision(Step.ALERT_CRITICAL, now, "still open within critical_lead of deadline")
+    if (
+        now >= tl.alert_at
+        and auth.alert_stage < AlertStage.APPROACHING
+        and not _acts_automatically(auth, rules, policy)
+    ):
+        return Decision(Step.ALERT_APPROACHING, now, "within alert_lead and no automatic action")
+    if now >= tl.alert_at and (auth.last_synced_at is None or auth.last_synced_at < tl.alert_at):
+        return Decision(Step.SYNC, now, "confirm the provider's deadline and open amount")
+    return Decision(Step.WAIT, _next_instant(auth, rules, policy, tl, now), "nothing due yet")
+
+
+def _plan_needs_attention(
+    auth: AuthorizationSnapshot, tl: Timeline, now: dt.datetime
+) -> Decision:
+    if now >= tl.deadline:
+        return Decision(Step.WAIT, None, "needs attention; deadline passed — a human owns it")
+    return Decision(Step.WAIT, tl.deadline, "needs attention; waiting for an operator")
+
+
+def _acts_automatically(
+    auth: AuthorizationSnapshot, rules: ProviderRules, policy: PolicySettings
+) -> bool:
+    if auth.instruction in (InstructionKind.CAPTURE_NOW, InstructionKind.CANCEL_NOW):
+        return True
+    on_deadline = effective_on_deadline(auth, policy)
+    if on_deadline is OnDeadline.CANCEL:
+        return True
+    return on_deadline is OnDeadline.CAPTURE and (
+        capture_target(auth, rules) >= rules.min_capture_amount or open_amount(auth, rules) > 0
+    )
+
+
+def _due_action(
+    auth: AuthorizationSnapshot,
+    rules: ProviderRules,
+    policy: PolicySettings,
+    tl: Timeline,
+    now: dt.datetime,
+) -> Decision | None:
+    """A capture or cancel that is due now (respecting a retry's ``not_before``), else None."""
+    if auth.not_before is not None and now < auth.not_before:
+        return None
+    if auth.instruction is InstructionKind.CANCEL_NOW:
+        return Decision(Step.CANCEL, now, "merchant instructed: cancel now")
+    if auth.instruction is InstructionKind.CAPTURE_NOW and auth.instruction_amount:
+        amount = min(auth.instruction_amount, open_amount(auth, rules))
+        if amount > 0:
+            return Decision(
+                Step.CAPTURE, now, "merchant instructed: capture now",
+                amount=amount, final=auth.instruction_final,
+            )
+    if now < tl.act_at:
+        return None
+    on_deadline = effective_on_deadline(auth, policy)
+    if on_deadline is OnDeadline.CANCEL:
+        return Decision(Step.CANCEL, now, "policy on_deadline=cancel and capture_lead reached")
+    if on_deadline is OnDeadline.CAPTURE:
+        amount = capture_target(auth, rules)
+        if amount >= rules.min_capture_amount:
+            return Decision(
+                Step.CAPTURE, now, "policy on_deadline=capture and capture_lead reached",
+                amount=amount, final=True,
+            )
+        if open_amount(auth, rules) > 0:
+            return Decision(Step.CANCEL, now, "captured what was wanted; release the remainder")
+    return None
+
+
+def _next_instant(
+    auth: AuthorizationSnapshot,
+    rules: ProviderRules,
+    policy: PolicySettings,
+    tl: Timeline,
+    now: dt.datetime,
+) -> dt.datetime:
+    """The earliest future instant at which ``plan`` would return something other than WAIT."""
+    candidates = [tl.guard_at]
+    if auth.last_synced_at is None or auth.last_synced_at < tl.alert_at:
+        candidates.append(tl.alert_at)
+    if auth.alert_stage < AlertStage.CRITICAL:
+        candidates.append(tl.critical_at)
+    if auth.alert_stage < AlertStage.APPROACHING:
+        candidates.append(tl.alert_at)
+    if _acts_automatically(auth, rules, policy):
+        candidates.append(tl.act_at)
+        if auth.not_before is not None:
+            candidates.append(auth.not_before)
+    future = [c for c in candidates if c > now]
+    return min(future) if future else now
+
+
+def validate_instruction(
+    auth: AuthorizationSnapshot,
+    rules: ProviderRules,
+    kind: InstructionKind,
+    amount: int | None,
+    final: bool,
+) -> None:
+    """Refuse an instruction the provider's rules or the open amount cannot honour."""
+    if not (auth.state in (State.AUTHORIZED, State.PARTIALLY_CAPTURED)):
+        raise InstructionError(
+            f"authorization {auth.id} is {auth.state}; only an open authorization takes instructions"
+        )
+    if kind is InstructionKind.CANCEL_NOW:
+        return
+    available = open_amount(auth, rules)
+    if amount is None:
+        amount = available
+    if amount <= 0:
+        raise InstructionError(f"amount must be positive, got {amount}")
+    if amount > available:
+        raise InstructionError(
+            f"amount {amount} exceeds the open amount {available} {auth.currency} "
+            f"of authorization {auth.id}"
+        )
+    if amount < rules.min_capture_amount:
+        raise InstructionError(
+            f"amount {amount} is below {rules.name}'s minimum capture {rules.min_capture_amount}"
+        )
+    partial = amount < available
+    if partial and not rules.multiple_captures and not final:
+        raise InstructionError(
+            f"{rules.name} allows one capture only: capturing {amount} of {available} releases "
+            f"the remainder; resend with final=true if that is intended"
+        )

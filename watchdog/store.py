@@ -1,0 +1,280 @@
+"""Reading and writing authorizations. Every state change is a guarded write.
+
+A guarded write names the states (and, for a worker, the lease generation) it
+expects; if the row is not in them, nothing changes and ``TransitionError`` says why.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Engine, and_, or_, select, update
+from sqlalchemy.orm import Session
+
+from watchdog import audit
+from watchdog.audit import AuditEvent
+from watchdog.config import Config
+from watchdog.domain import (
+    AlertStage,
+    AuthorizationSnapshot,
+    InstructionKind,
+    OnDeadline,
+    ProviderName,
+    State,
+)
+from watchdog.errors import ConflictError, NotFoundError, TransitionError
+from watchdog.models import Authorization
+from watchdog.policy import plan, timeline
+from watchdog.providers.base import DEFAULT_RULES, ProviderRules
+from watchdog.registration import NewAuthorization
+
+
+def rules_for(config: Config, provider: ProviderName) -> ProviderRules:
+    """The provider's capture rules with the configured window."""
+    base = DEFAULT_RULES[provider]
+    settings = config.providers.get(provider)
+    if settings is None:
+        return base
+    return ProviderRules(
+        name=base.name, window=settings.window, multiple_captures=base.multiple_captures,
+        partial_releases_remainder=base.partial_releases_remainder,
+        reports_expiry=base.reports_expiry, min_capture_amount=base.min_capture_amount,
+    )
+
+
+def snapshot(row: Authorization) -> AuthorizationSnapshot:
+    """An immutable view of a row for the planner."""
+    return AuthorizationSnapshot(
+        id=row.id,
+        provider=ProviderName(row.provider),
+        order_id=row.order_id,
+        amount=row.amount,
+        currency=row.currency,
+        authorized_at=row.authorized_at,
+        state=State(row.state),
+        captured_amount=row.captured_amount,
+        capture_count=row.capture_count,
+        expires_at=row.expires_at,
+        provider_expires_at=row.provider_expires_at,
+        provider_open_amount=row.provider_open_amount,
+        on_deadline=OnDeadline(row.on_deadline) if row.on_deadline else None,
+        capture_amount=row.capture_amount,
+        instruction=InstructionKind(row.instruction) if row.instruction else None,
+        instruction_amount=row.instruction_amount,
+        instruction_final=row.instruction_final,
+        alert_stage=AlertStage(row.alert_stage),
+        last_synced_at=row.last_synced_at,
+        reference=row.reference,
+        not_before=row.not_before,
+    )
+
+
+def replan_values(row_snapshot: AuthorizationSnapshot, config: Config, now: dt.datetime) -> dict[str, Any]:
+    """Column values for the deadline and the next instant the row needs attention."""
+    rules = rules_for(config, row_snapshot.provider)
+    policy = config.policy_for(row_snapshot.provider)
+    tl = timeline(row_snapshot, rules, policy)
+    decision = plan(row_snapshot, rules, policy, now)
+    return {
+        "deadline": tl.deadline,
+        "deadline_source": tl.deadline_source.value,
+        "next_action_at": decision.next_action_at,
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class Registered:
+    """The outcome of a registration."""
+
+    authorization: AuthorizationSnapshot
+    created: bool
+
+
+def register(
+    session: Session, record: NewAuthorization, config: Config, actor: str, now: dt.datetime
+) -> Registered:
+    """Store ``record``; idempotent when identical, ConflictError when it differs."""
+    existing = session.execute(
+        select(Authorization).where(
+            Authorization.provider == record.provider.value,
+            Authorization.order_id == record.order_id,
+        )
+    ).scalar_one_or_none()
+    if existing is not None:
+        stored = {
+            "amount": existing.amount, "currency": existing.currency,
+            "authorized_at": existing.authorized_at, "reference": existing.reference,
+            "expires_at": existing.expires_at, "on_deadline": existing.on_deadline,
+            "capture_amount": existing.capture_amount,
+        }
+        differences = {
+            k: (stored[k], v) for k, v in record.comparable().items() if stored[k] != v
+        }
+        if differences:
+            raise ConflictError(record.provider.value, record.order_id, differences)
+        return Registered(snapshot(existing), created=False)
+    row = Authorization(
+        provider=record.provider.value, order_id=record.order_id, reference=record.reference,
+        amount=record.amount, currency=record.currency, authorized_at=record.authorized_at,
+        expires_at=record.expires_at,
+        on_deadline=record.on_deadline.value if record.on_deadline else None,
+        capture_amount=record.capture_amount, state=State.AUTHORIZED.value, captured_amount=0,
+        capture_count=0, alert_stage=0, instruction_final=False, generation=0, attempts=0,
+        created_at=now, updated_at=now,
+    )
+    values = replan_values(
+        AuthorizationSnapshot(
+            id=0, provider=record.provider, order_id=record.order_id, amount=record.amount,
+            currency=record.currency, authorized_at=record.authorized_at,
+            state=State.AUTHORIZED, expires_at=record.expires_at,
+            on_deadline=record.on_deadline, capture_amount=record.capture_amount,
+        ),
+        config, now,
+    )
+    for key, value in values.items():
+        setattr(row, key, value)
+    session.add(row)
+    session.flush()
+    audit.append(session, [AuditEvent(
+        event="register:authorization:create", actor=actor, authorization_id=row.id,
+        provider=row.provider, order_id=row.order_id, amount=row.amount, currency=row.currency,
+        state_to=row.state,
+        detail={
+            "authorized_at": row.authorized_at.isoformat(),
+            "expires_at": row.expires_at.isoformat() if row.expires_at else None,
+            "deadline": row.deadline.isoformat(), "deadline_source": row.deadline_source,
+            "on_deadline": row.on_deadline, "capture_amount": row.capture_amount,
+            "reference": row.reference,
+        },
+    )], now)
+    return Registered(snapshot(row), created=True)
+
+
+def get(session: Session, authorization_id: int) -> Authorization:
+    """The row, or NotFoundError."""
+    row = session.get(Authorization, authorization_id)
+    if row is None:
+        raise NotFoundError(f"no authorization with id {authorization_id}")
+    return row
+
+
+def find(session: Session, provider: ProviderName, order_id: str) -> Authorization | None:
+    """Look an authorization up by its provider's id."""
+    return session.execute(
+        select(Authorization).where(
+            Authorization.provider == provider.value, Authorization.order_id == order_id
+        )
+    ).scalar_one_or_none()
+
+
+def claim_due(
+    engine: Engine, worker: str, now: dt.datetime, lease: dt.timedelta, limit: int
+) -> list[Authorization]:
+    """Lease up to ``limit`` due rows, earliest deadline first; each claim bumps the generation.
+
+    PostgreSQL takes rows with ``FOR UPDATE SKIP LOCKED`` so several workers never
+    wait on or share a row; SQLite serialises writers (``BEGIN IMMEDIATE``).
+    """
+    due = (
+        select(Authorization.id)
+        .where(
+            Authorization.next_action_at.is_not(None),
+            Authorization.next_action_at <= now,
+            or_(Authorization.claimed_until.is_(None), Authorization.claimed_until < now),
+        )
+        .order_by(Authorization.deadline, Authorization.id)
+        .limit(limit)
+    )
+    if engine.dialect.name == "postgresql":
+        due = due.with_for_update(skip_locked=True)
+    with Session(engine, expire_on_commit=False) as session, session.begin():
+        ids = list(session.scalars(due))
+        if not ids:
+            return []
+        session.execute(
+            update(Authorization)
+            .where(Authorization.id.in_(ids))
+            .values(
+                claimed_by=worker, claimed_until=now + lease,
+                generation=Authorization.generation + 1,
+            )
+            .execution_options(synchronize_session=False)
+        )
+        rows = list(
+            session.scalars(
+                select(Authorization).where(Authorization.id.in_(ids))
+                .order_by(Authorization.deadline, Authorization.id)
+            )
+        )
+    return rows
+
+
+def guarded_update(
+    session: Session,
+    row: Authorization,
+    allowed_states: Sequence[State],
+    values: dict[str, Any],
+    *,
+    worker: str | None = None,
+) -> None:
+    """Apply ``values`` only if the row is still in ``allowed_states`` (and, for a worker,
+    still under its lease generation). Raise TransitionError otherwise; nothing changes."""
+    conditions = [
+        Authorization.id == row.id,
+        Authorization.state.in_([s.value for s in allowed_states]),
+    ]
+    if worker is not None:
+        conditions += [Authorization.claimed_by == worker, Authorization.generation == row.generation]
+    result = session.execute(
+        update(Authorization).where(and_(*conditions)).values(**values)
+        .returning(Authorization.id)
+        .execution_options(synchronize_session=False)
+    )
+    if result.scalar_one_or_none() is None:
+        current = session.execute(
+            select(Authorization.state, Authorization.claimed_by, Authorization.generation)
+            .where(Authorization.id == row.id)
+        ).one_or_none()
+        if current is None:
+            raise TransitionError(row.id, str(values.get("state", "?")), "row no longer exists")
+        state, claimed_by, generation = current
+        if state not in {s.value for s in allowed_states}:
+            reason = f"it is {state}, expected one of {', '.join(s.value for s in allowed_states)}"
+        else:
+            reason = (
+                f"lease lost: now held by {claimed_by} at generation {generation}, "
+                f"ours was {worker} at generation {row.generation}"
+            )
+        raise TransitionError(row.id, str(values.get("state", row.state)), reason)
+    for key, value in values.items():
+        if not hasattr(value, "__clause_element__"):
+            setattr(row, key, value)
+
+
+def release(session: Session, row: Authorization, worker: str) -> None:
+    """Give up our lease (no-op if it is no longer ours)."""
+    session.execute(
+        update(Authorization)
+        .where(
+            Authorization.id == row.id, Authorization.claimed_by == worker,
+            Authorization.generation == row.generation,
+        )
+        .values(claimed_by=None, claimed_until=None)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def list_open(
+    session: Session, until: dt.datetime | None = None, limit: int | None = None
+) -> list[Authorization]:
+    """Authorizations still needing something, soonest next action first."""
+    stmt = select(Authorization).where(Authorization.next_action_at.is_not(None))
+    if until is not None:
+        stmt = stmt.where(Authorization.next_action_at <= until)
+    stmt = stmt.order_by(Authorization.next_action_at, Authorization.id)
+    if limit is not None:
+        stmt = stmt.limit(limit)
+    return list(session.scalars(stmt))
