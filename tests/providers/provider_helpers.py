@@ -1,0 +1,113 @@
+"""Shared helpers: settings with known fake secrets, and adapters over a MockTransport."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import json
+from collections.abc import Callable, Coroutine
+from typing import Any, TypeVar
+
+import httpx
+
+from watchdog.config import ProviderSettings
+from watchdog.domain import ProviderName
+from watchdog.providers.base import AuthRef, ProviderAdapter
+from watchdog.providers.clearpay import ClearpayAdapter
+from watchdog.providers.flitt import FlittAdapter
+from watchdog.providers.jpmmps import JpmmpsAdapter
+from watchdog.providers.smartpay import SmartpayAdapter
+from watchdog.secrets import Secret
+
+T = TypeVar("T")
+
+SECRETS: dict[str, str] = {
+    "WATCHDOG_SMARTPAY_SECRET_KEY": "sk_test_Zq8vUNIT-smartpay-key",
+    "WATCHDOG_JPMMPS_MERCHANT_KEY": "merchant-UNIT-jpm-7731",
+    "WATCHDOG_JPMMPS_AUTHENTICATION_KEY": "authkey-UNIT-jpm-9942",
+    "WATCHDOG_FLITT_MERCHANT_ID": "7654321",
+    "WATCHDOG_FLITT_SECRET_KEY": "flitt-UNIT-secret-5510",
+    "WATCHDOG_CLEARPAY_MERCHANT_ID": "3304455",
+    "WATCHDOG_CLEARPAY_SECRET_KEY": "clearpay-UNIT-secret-8812",
+}
+BASE_URLS = {
+    ProviderName.SMARTPAY: "https://api.smartpay.test/v1",
+    ProviderName.JPMMPS: "https://jpmmps.test/api",
+    ProviderName.FLITT: "https://pay.flitt.test/api",
+    ProviderName.CLEARPAY: "https://clearpay.test",
+}
+CLASSES: dict[ProviderName, type[Any]] = {
+    ProviderName.SMARTPAY: SmartpayAdapter,
+    ProviderName.JPMMPS: JpmmpsAdapter,
+    ProviderName.FLITT: FlittAdapter,
+    ProviderName.CLEARPAY: ClearpayAdapter,
+}
+ALL = list(ProviderName)
+NOW = dt.datetime(2025, 3, 1, 12, 0, tzinfo=dt.UTC)
+
+
+def run(coro: Coroutine[Any, Any, T]) -> T:
+    """Run one coroutine to completion (tests stay synchronous)."""
+    return asyncio.run(coro)
+
+
+def settings_for(
+    name: ProviderName, base_url: str | None = None, secrets: dict[str, str] | None = None,
+    **overrides: Any,
+) -> ProviderSettings:
+    values = SECRETS if secrets is None else secrets
+    creds = {k: Secret(v) for k, v in values.items() if k.startswith(f"WATCHDOG_{name.upper()}_")}
+    fields: dict[str, Any] = {
+        "name": name, "base_url": base_url or BASE_URLS[name], "window": dt.timedelta(days=5),
+        "connect_timeout": 3.0, "read_timeout": 7.0, "user_agent": "expiry-watchdog/test",
+        "credentials": creds,
+    }
+    fields.update(overrides)
+    return ProviderSettings(**fields)
+
+
+def ref(order_id: str = "ord_1", amount: int = 1820, currency: str = "EUR") -> AuthRef:
+    return AuthRef(authorization_id=1, order_id=order_id, amount=amount, currency=currency)
+
+
+class Recorder:
+    """A MockTransport handler that records requests and answers with a fixed function."""
+
+    def __init__(self, answer: Callable[[httpx.Request], httpx.Response]) -> None:
+        self.answer = answer
+        self.requests: list[httpx.Request] = []
+
+    def __call__(self, request: httpx.Request) -> httpx.Response:
+        self.requests.append(request)
+        return self.answer(request)
+
+    def body(self, index: int = -1) -> Any:
+        return json.loads(self.requests[index].content)
+
+
+def adapter_with(
+    name: ProviderName, answer: Callable[[httpx.Request], httpx.Response], **overrides: Any,
+) -> tuple[ProviderAdapter, Recorder, httpx.AsyncClient]:
+    recorder = Recorder(answer)
+    client = httpx.AsyncClient(transport=httpx.MockTransport(recorder))
+    adapter = CLASSES[name](settings_for(name, **overrides), client)
+    return adapter, recorder, client
+
+
+def respond(status: int = 200, body: Any = None, text: str | None = None,
+            headers: dict[str, str] | None = None) -> Callable[[httpx.Request], httpx.Response]:
+    def answer(request: httpx.Request) -> httpx.Response:
+        if text is not None:
+            return httpx.Response(status, text=text, headers=headers)
+        if body is None:
+            return httpx.Response(status, headers=headers)
+        return httpx.Response(status, json=body, headers=headers)
+
+    return answer
+
+
+def raising(exc: Exception) -> Callable[[httpx.Request], httpx.Response]:
+    def answer(request: httpx.Request) -> httpx.Response:
+        raise exc
+
+    return answer
