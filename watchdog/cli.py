@@ -1,0 +1,447 @@
+"""The ``expiry-watchdog`` command. Every option can also come from the environment
+variable shown in ``--help``. Errors print as one sentence (plus the cause chain) and
+exit non-zero; ``-v`` adds the traceback."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import getpass
+import json
+import os
+import sys
+import traceback
+from collections.abc import Callable
+from functools import wraps
+from pathlib import Path
+from typing import Any, ParamSpec, TypeVar
+
+import click
+
+from watchdog import __version__, audit, migrate, service
+from watchdog.audit import process_actor
+from watchdog.clock import SYSTEM_CLOCK
+from watchdog.config import Config, load_config
+from watchdog.domain import InstructionKind
+from watchdog.durations import parse_duration
+from watchdog.errors import ValidationError, WatchdogError
+from watchdog.logs import setup_logging
+from watchdog.money import format_money
+from watchdog.registration import parse_instant
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+EXIT_USAGE = 2
+EXIT_REJECTED = 3
+
+
+class Ctx:
+    """What every command gets: the config (loaded lazily) and verbosity."""
+
+    def __init__(self, config_path: str | None, verbose: bool) -> None:
+        self.config_path = config_path
+        self.verbose = verbose
+        self._config: Config | None = None
+
+    @property
+    def config(self) -> Config:
+        """The validated configuration (ConfigError on the first problem)."""
+        if self._config is None:
+            self._config = load_config(self.config_path)
+        return self._config
+
+    def engine(self) -> Any:
+        """An engine on the configured database."""
+        return service.open_engine(self.config)
+
+
+def operator() -> str:
+    """Who runs this CLI command, for the audit trail."""
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = f"uid{os.getuid()}"
+    return f"cli:{user}@{os.uname().nodename}"
+
+
+def friendly_errors(func: Callable[P, R]) -> Callable[P, R]:
+    """Print watchdog errors as sentences with their cause chain; exit non-zero."""
+
+    @wraps(func)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return func(*args, **kwargs)
+        except (WatchdogError, FileNotFoundError, ValueError, OSError) as exc:
+            ctx = click.get_current_context()
+            verbose = bool(ctx.find_root().obj and ctx.find_root().obj.verbose)
+            if verbose:
+                traceback.print_exc()
+            message = f"error: {exc}"
+            cause = exc.__cause__ or exc.__context__
+            while cause is not None:
+                message += f"\n  caused by: {type(cause).__name__}: {cause}"
+                cause = cause.__cause__ or cause.__context__
+            click.echo(message, err=True)
+            sys.exit(1)
+
+    return wrapper
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
+@click.option("--config", "config_path", envvar="WATCHDOG_CONFIG", show_envvar=True,
+              type=click.Path(dir_okay=False), help="TOML config file (default ./watchdog.toml).")
+@click.option("-v", "--verbose", is_flag=True, envvar="WATCHDOG_VERBOSE", show_envvar=True,
+              help="Debug logs and tracebacks.")
+@click.version_option(__version__, prog_name="expiry-watchdog")
+@click.pass_context
+def main(ctx: click.Context, config_path: str | None, verbose: bool) -> None:
+    """Capture, cancel or page before manual-capture authorizations expire."""
+    setup_logging(verbose)
+    ctx.obj = Ctx(config_path, verbose)
+
+
+pass_ctx = click.make_pass_decorator(Ctx)
+
+
+# ---------------------------------------------------------------- database
+
+
+@main.group()
+def db() -> None:
+    """Schema migrations (alembic, shipped inside the package)."""
+
+
+@db.command("upgrade")
+@click.option("--revision", default="head")
+@pass_ctx
+@friendly_errors
+def db_upgrade(ctx: Ctx, revision: str) -> None:
+    """Migrate the database forward (safe while an older daemon runs)."""
+    engine = ctx.engine()
+    migrate.upgrade(engine, revision)
+    click.echo(f"database at {migrate.current_revision(engine)} ({_safe_url(ctx.config)})")
+
+
+@db.command("downgrade")
+@click.argument("revision")
+@pass_ctx
+@friendly_errors
+def db_downgrade(ctx: Ctx, revision: str) -> None:
+    """Migrate the database back to REVISION (``base`` removes every table)."""
+    engine = ctx.engine()
+    migrate.downgrade(engine, revision)
+    click.echo(f"database at {migrate.current_revision(engine) or 'base'}")
+
+
+@db.command("current")
+@pass_ctx
+@friendly_errors
+def db_current(ctx: Ctx) -> None:
+    """Print the schema revision and whether it is current."""
+    engine = ctx.engine()
+    current, head = migrate.current_revision(engine), migrate.head_revision(engine)
+    click.echo(f"current {current or 'none'}, head {head}"
+               + ("" if current == head else " — run `expiry-watchdog db upgrade`"))
+    sys.exit(0 if current == head else 1)
+
+
+# ---------------------------------------------------------------- registering
+
+
+@main.command("add")
+@click.option("--provider", required=True, type=click.Choice(["smartpay", "jpmmps", "flitt", "clearpay"]))
+@click.option("--order-id", required=True, help="The provider's id for the authorization.")
+@click.option("--amount", required=True, help="Integer minor units (JPY 5000, GBP 18.20 -> 1820).")
+@click.option("--currency", required=True, help="ISO 4217, e.g. JPY, GBP, EUR, GEL.")
+@click.option("--authorized-at", required=True, help="ISO 8601 with offset.")
+@click.option("--reference", default=None)
+@click.option("--expires-at", default=None, help="Explicit deadline, ISO 8601 with offset.")
+@click.option("--on-deadline", type=click.Choice(["capture", "cancel", "alert"]), default=None)
+@click.option("--capture-amount", default=None, help="Amount to capture when not the full amount.")
+@click.option("--json", "as_json", is_flag=True, help="Print the stored record as JSON.")
+@pass_ctx
+@friendly_errors
+def add(ctx: Ctx, /, as_json: bool, **fields: Any) -> None:
+    """Register one authorization (idempotent when identical)."""
+    data = {k: v for k, v in fields.items() if v is not None}
+    registered = service.register(ctx.engine(), ctx.config, data, operator())
+    a = registered.authorization
+    if as_json:
+        with _session(ctx) as s:
+            from watchdog import store
+
+            click.echo(json.dumps(service.authorization_dict(store.get(s, a.id))))
+        return
+    verb = "registered" if registered.created else "already registered (identical)"
+    click.echo(f"{verb}: #{a.id} {a.provider} {a.order_id} {format_money(a.amount, a.currency)}")
+
+
+@main.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--format", "fmt", type=click.Choice(["jsonl", "csv"]), default=None,
+              help="Default: from the extension (.csv, else JSON Lines).")
+@pass_ctx
+@friendly_errors
+def import_cmd(ctx: Ctx, file: str, fmt: str | None) -> None:
+    """Import JSON Lines or CSV; stores every valid row, reports every rejected one."""
+    report = service.import_file(ctx.engine(), ctx.config, Path(file), operator(), fmt)
+    for rejection in report.rejections:
+        click.echo(f"rejected {rejection}", err=True)
+    click.echo(f"imported {report.created} new, {report.unchanged} unchanged, "
+               f"{len(report.rejections)} rejected")
+    if report.rejections:
+        sys.exit(EXIT_REJECTED)
+
+
+@main.command("instruct")
+@click.argument("authorization_id", type=int)
+@click.argument("what", type=click.Choice(["capture-now", "capture-at-deadline", "cancel-now"]))
+@click.option("--amount", type=int, default=None, help="Minor units (default: the open amount).")
+@click.option("--final", is_flag=True, help="A partial capture may release the remainder.")
+@pass_ctx
+@friendly_errors
+def instruct(ctx: Ctx, authorization_id: int, what: str, amount: int | None, final: bool) -> None:
+    """Tell the watchdog what to do with one authorization; the next pass carries it out."""
+    kind = InstructionKind(what.replace("-", "_"))
+    row = service.instruct(ctx.engine(), ctx.config, authorization_id, kind, operator(),
+                           amount=amount, final=final)
+    click.echo(f"#{row.id}: {kind.value} accepted; next pass at or after "
+               f"{row.next_action_at.isoformat() if row.next_action_at else '-'}")
+
+
+# ---------------------------------------------------------------- seeing
+
+
+@main.command("plan")
+@click.option("--horizon", default="72h", help="How far ahead to look (e.g. 72h, 7d).")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+@pass_ctx
+@friendly_errors
+def plan_cmd(ctx: Ctx, horizon: str, fmt: str) -> None:
+    """What will happen to which authorization and when, soonest first; money at risk."""
+    try:
+        delta = parse_duration(horizon)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--horizon") from None
+    entries, at_risk = service.plan_view(ctx.engine(), ctx.config, delta)
+    if fmt == "json":
+        click.echo(json.dumps({
+            "entries": [{"at": e.at.isoformat(), "what": e.what, "authorization_id": e.authorization_id,
+                         "provider": e.provider, "order_id": e.order_id, "open_amount": e.open_amount,
+                         "currency": e.currency, "state": e.state} for e in entries],
+            "at_risk": [{"provider": p, "currency": c, "amount": a} for (p, c), a in sorted(at_risk.items())],
+        }))
+        return
+    zone = ctx.config.zone
+    click.echo(f"{'when (' + ctx.config.timezone + ')':<27} {'what':<20} {'id':>6} {'provider':<9} "
+               f"{'order':<24} {'open amount':>16} state")
+    for e in entries:
+        click.echo(f"{e.at.astimezone(zone).strftime('%Y-%m-%d %H:%M:%S %z'):<27} {e.what:<20} "
+                   f"{e.authorization_id:>6} {e.provider:<9} {e.order_id[:24]:<24} "
+                   f"{format_money(e.open_amount, e.currency):>16} {e.state}")
+    if not entries:
+        click.echo(f"(nothing within {horizon})")
+    click.echo("money at risk (open, not captured):")
+    for (provider, currency), amount in sorted(at_risk.items()):
+        click.echo(f"  {provider:<9} {format_money(amount, currency)}")
+
+
+@main.command("show")
+@click.argument("authorization_id", type=int)
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+@pass_ctx
+@friendly_errors
+def show(ctx: Ctx, authorization_id: int, fmt: str) -> None:
+    """One authorization with its timeline and audit trail."""
+    data = service.show(ctx.engine(), ctx.config, authorization_id)
+    if fmt == "json":
+        click.echo(json.dumps(data, default=str))
+        return
+    a = data["authorization"]
+    click.echo(f"#{a['id']} {a['provider']} {a['order_id']} "
+               f"{format_money(a['amount'], a['currency'])} state={a['state']} "
+               f"captured={format_money(a['captured_amount'], a['currency'])}")
+    for key, value in a.items():
+        if value is not None and key not in ("id", "provider", "order_id"):
+            click.echo(f"  {key:<18} {value}")
+    click.echo("timeline:")
+    for key, value in data["timeline"].items():
+        click.echo(f"  {key:<18} {value}")
+    click.echo("audit:")
+    for row in data["audit"]:
+        click.echo(_audit_line(row))
+
+
+@main.group("audit", invoke_without_command=True)
+@click.option("--authorization", "authorization_id", type=int, default=None)
+@click.option("--since", default=None, help="ISO 8601 instant with offset.")
+@click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
+@click.pass_context
+@friendly_errors
+def audit_cmd(click_ctx: click.Context, authorization_id: int | None, since: str | None, fmt: str) -> None:
+    """Read the audit trail (``audit verify`` checks the hash chain)."""
+    if click_ctx.invoked_subcommand is not None:
+        return
+    ctx: Ctx = click_ctx.obj
+    since_at = parse_instant(since, "--since") if since else None
+    rows = audit.query(ctx.engine(), authorization_id=authorization_id, since=since_at)
+    for row in rows:
+        data = audit.row_as_dict(row)
+        click.echo(json.dumps(data, default=str) if fmt == "json" else _audit_line(data))
+
+
+@audit_cmd.command("verify")
+@pass_ctx
+@friendly_errors
+def audit_verify(ctx: Ctx) -> None:
+    """Detect any edited, deleted or reordered audit row."""
+    report = audit.verify(ctx.engine())
+    click.echo(f"audit chain intact: {report.rows} rows, last hash {report.last_hash[:16]}…")
+
+
+# ---------------------------------------------------------------- acting
+
+
+@main.command("scan")
+@pass_ctx
+@friendly_errors
+def scan(ctx: Ctx) -> None:
+    """Run one pass and exit (for a systemd timer)."""
+    from watchdog.runtime import require_schema, scanner_runtime
+
+    engine = ctx.engine()
+    require_schema(engine)
+
+    async def one_pass() -> str:
+        async with scanner_runtime(ctx.config, engine, SYSTEM_CLOCK) as runtime:
+            report = await runtime.scanner.run_pass()
+            return report.summary()
+
+    click.echo(asyncio.run(one_pass()))
+
+
+@main.command("run")
+@click.option("--max-passes", type=int, default=None, hidden=True)
+@pass_ctx
+@friendly_errors
+def run(ctx: Ctx, max_passes: int | None) -> None:
+    """Run the daemon: scan every scheduler.scan_interval until SIGTERM."""
+    from watchdog.scheduler import Daemon
+
+    daemon = Daemon(ctx.config, ctx.engine(), max_passes=max_passes)
+    sys.exit(asyncio.run(daemon.run()))
+
+
+# ---------------------------------------------------------------- providers, config, sandbox
+
+
+@main.group()
+def providers() -> None:
+    """Provider connectivity."""
+
+
+@providers.command("check")
+@pass_ctx
+@friendly_errors
+def providers_check(ctx: Ctx) -> None:
+    """Verify credentials and reachability of each configured provider; moves no money."""
+    from watchdog.providers.http import make_http_client
+    from watchdog.runtime import configured_adapters
+
+    async def check_all() -> int:
+        client = make_http_client()
+        try:
+            adapters, problems = configured_adapters(ctx.config, client)
+            failures = 0
+            for name, why in sorted(problems.items()):
+                click.echo(f"{name:<9} NOT CONFIGURED: {why}")
+            for name, adapter in sorted(adapters.items()):
+                result = await adapter.check()
+                ok = result.outcome.value in ("succeeded", "already_done")
+                failures += 0 if ok else 1
+                click.echo(f"{name:<9} {'OK' if ok else 'FAILED'}: {result.describe()}")
+            return failures
+        finally:
+            await client.aclose()
+
+    sys.exit(1 if asyncio.run(check_all()) else 0)
+
+
+@main.group("config")
+def config_group() -> None:
+    """Inspect and validate configuration."""
+
+
+@config_group.command("check")
+@pass_ctx
+@friendly_errors
+def config_check(ctx: Ctx) -> None:
+    """Validate the configuration without starting anything."""
+    click.echo(f"configuration OK ({ctx.config.source})")
+
+
+@config_group.command("show")
+@pass_ctx
+@friendly_errors
+def config_show(ctx: Ctx) -> None:
+    """Print the effective configuration with secrets masked."""
+    from watchdog.config_view import effective_config
+
+    click.echo(json.dumps(effective_config(ctx.config), indent=2, default=str))
+
+
+@main.command("sandbox")
+@click.option("--host", default="127.0.0.1", envvar="WATCHDOG_SANDBOX_HOST", show_envvar=True)
+@click.option("--port", default=8700, type=int, envvar="WATCHDOG_SANDBOX_PORT", show_envvar=True)
+@click.option("--latency", default=0.0, type=float, help="Seconds added to every provider answer.")
+def sandbox(host: str, port: int, latency: float) -> None:
+    """Serve the in-repo provider sandbox (all four providers) on loopback."""
+    from watchdog.sandbox.server import run_sandbox
+
+    run_sandbox(host, port, latency)
+
+
+@main.command("demo")
+@click.option("--dir", "workdir", default="demo", type=click.Path(file_okay=False),
+              help="Where the demo database and config go.")
+@click.option("--passes", default=2, type=int)
+def demo(workdir: str, passes: int) -> None:
+    """Run the whole loop against the in-repo sandbox with an embedded SQLite database."""
+    from watchdog.demo import run_demo
+
+    run_demo(Path(workdir), passes)
+
+
+# ---------------------------------------------------------------- helpers
+
+
+def _session(ctx: Ctx) -> Any:
+    from watchdog.db import transaction
+
+    return transaction(ctx.engine())
+
+
+def _audit_line(row: dict[str, Any]) -> str:
+    recorded = str(row["recorded_at"])[:19]
+    parts = [f"  {row['id']:>5} {recorded} {row['event']:<34} {row['actor']}"]
+    if row.get("authorization_id") is not None:
+        parts.append(f"#{row['authorization_id']}")
+    if row.get("amount") is not None and row.get("currency"):
+        parts.append(format_money(row["amount"], row["currency"]))
+    if row.get("state_to"):
+        parts.append(f"-> {row['state_to']}")
+    if row.get("outcome"):
+        parts.append(f"[{row['outcome']}]")
+    if row.get("idempotency_key"):
+        parts.append(f"key={row['idempotency_key']}")
+    return " ".join(parts)
+
+
+def _safe_url(config: Config) -> str:
+    from sqlalchemy.engine import make_url
+
+    return make_url(config.database_url).render_as_string(hide_password=True)
+
+
+_ = (ValidationError, dt)

@@ -1,0 +1,56 @@
+"""The effective configuration as plain data, secrets masked (``config show``)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from sqlalchemy.engine import make_url
+
+from watchdog.config import Config, PolicySettings
+from watchdog.durations import format_duration
+from watchdog.secrets import MASK
+
+
+def _policy(policy: PolicySettings) -> dict[str, Any]:
+    return {
+        "alert_lead": format_duration(policy.alert_lead),
+        "capture_lead": format_duration(policy.capture_lead),
+        "critical_lead": format_duration(policy.critical_lead),
+        "safety_margin": format_duration(policy.safety_margin),
+        "sync_interval": format_duration(policy.sync_interval),
+        "on_deadline": policy.on_deadline.value,
+    }
+
+
+def effective_config(config: Config) -> dict[str, Any]:
+    """Every setting in force; credentials shown only as set/unset."""
+    def dur(value: dt.timedelta) -> str:
+        return format_duration(value)
+
+    return {
+        "source": config.source,
+        "database": {"url": make_url(config.database_url).render_as_string(hide_password=True)},
+        "policy": _policy(config.policy),
+        "scheduler": {
+            "scan_interval": dur(config.scheduler.scan_interval),
+            "misfire_grace": dur(config.scheduler.misfire_grace),
+            "lease": dur(config.scheduler.lease),
+            "batch_size": config.scheduler.batch_size,
+            "concurrency": config.scheduler.concurrency,
+            "stop_timeout": dur(config.scheduler.stop_timeout),
+        },
+        "api": {"host": config.api.host, "port": config.api.port, "enabled": config.api.enabled},
+        "display": {"timezone": config.timezone},
+        "providers": {
+            name.value: {
+                "base_url": p.base_url, "window": dur(p.window), "enabled": p.enabled,
+                "connect_timeout": p.connect_timeout, "read_timeout": p.read_timeout,
+                "max_concurrency": p.max_concurrency, "rate_limit": p.rate_limit,
+                "retry_attempts": p.retry_attempts, "retry_backoff": p.retry_backoff,
+                **_policy(p.policy),
+                "credentials": {var: MASK for var in p.credentials},
+            }
+            for name, p in config.providers.items()
+        },
+    }

@@ -1,0 +1,102 @@
+"""Pure reconciliation: what a provider's status means for our row.
+
+Given our view and the provider's snapshot, say which columns change and whether
+the provider contradicts us (drift). No I/O: the scan applies the result.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from typing import Any
+
+from watchdog.domain import ActionKind, AuthorizationSnapshot, State
+from watchdog.providers.base import ProviderResult, ProviderSnapshot, ProviderState
+
+
+@dataclass(frozen=True, slots=True)
+class Reconciliation:
+    """Column updates implied by a status read, and what to tell on-call."""
+
+    values: dict[str, Any] = field(default_factory=dict)
+    new_state: State | None = None
+    drift: str | None = None  # the provider contradicts us (audit + alert once)
+    attention: str | None = None  # a status we cannot act on: needs a human
+
+
+def reconcile(
+    auth: AuthorizationSnapshot, result: ProviderResult, now: dt.datetime
+) -> Reconciliation:
+    """Translate a status answer into updates for an open (or in-flight) authorization."""
+    snap = result.snapshot
+    if snap is None:
+        return Reconciliation()
+    values: dict[str, Any] = {
+        "provider_state": snap.raw_state[:40],
+        "last_synced_at": now,
+    }
+    if snap.open_amount is not None:
+        values["provider_open_amount"] = max(0, min(snap.open_amount, auth.amount))
+    drift = None
+    if snap.expires_at is not None:
+        values["provider_expires_at"] = snap.expires_at
+    if snap.state is ProviderState.UNRECOGNISED:
+        return Reconciliation(values, State.NEEDS_ATTENTION, None,
+                              f"provider reported an unrecognised status {snap.raw_state!r}")
+    provider_captured = _bounded(snap.captured_amount, auth.amount)
+    if snap.state in (ProviderState.CAPTURED, ProviderState.CAPTURE_PENDING):
+        captured = provider_captured if provider_captured else max(auth.captured_amount, 1)
+        captured = max(captured, auth.captured_amount)
+        if auth.captured_amount == 0 and not auth.state.is_in_flight:
+            drift = "provider reports the authorization captured, but the watchdog never captured it"
+        values.update(captured_amount=min(captured, auth.amount))
+        return Reconciliation(values, State.CAPTURED, drift)
+    if snap.state is ProviderState.PARTIALLY_CAPTURED:
+        if provider_captured is not None and provider_captured > auth.captured_amount:
+            if not auth.state.is_in_flight:
+                drift = "provider reports more captured than the watchdog recorded"
+            values["captured_amount"] = provider_captured
+        return Reconciliation(values, None, drift)
+    if snap.state is ProviderState.CANCELED:
+        if auth.captured_amount > 0:
+            return Reconciliation(values, State.CAPTURED, None)
+        if not auth.state.is_in_flight:
+            drift = "provider reports the authorization cancelled, but the watchdog never cancelled it"
+        return Reconciliation(values, State.CANCELED, drift)
+    if snap.state is ProviderState.EXPIRED:
+        if auth.captured_amount > 0:
+            return Reconciliation(values, State.CAPTURED, None)
+        return Reconciliation(values, State.EXPIRED, "provider reports the authorization expired")
+    if snap.state in (ProviderState.DECLINED, ProviderState.PENDING):
+        return Reconciliation(values, State.NEEDS_ATTENTION, None,
+                              f"provider reports {snap.raw_state!r}: not an open authorization")
+    return Reconciliation(values, None, drift)
+
+
+def effect_present(
+    auth: AuthorizationSnapshot, kind: ActionKind, amount: int | None, snap: ProviderSnapshot
+) -> bool | None:
+    """Did our in-flight action take effect? True / False / None (cannot tell)."""
+    if snap.state is ProviderState.UNRECOGNISED:
+        return None
+    if kind is ActionKind.CAPTURE:
+        if snap.captured_amount is not None and amount is not None:
+            return snap.captured_amount >= auth.captured_amount + amount
+        if snap.state in (ProviderState.CAPTURED, ProviderState.CAPTURE_PENDING):
+            return True
+        if snap.state in (ProviderState.AUTHORIZED,):
+            return False
+        return None
+    if snap.state is ProviderState.CANCELED:
+        return True
+    if snap.state in (ProviderState.AUTHORIZED, ProviderState.PARTIALLY_CAPTURED):
+        return False
+    if snap.state is ProviderState.CAPTURED and auth.captured_amount > 0:
+        return True  # the remainder was released after a partial capture
+    return None
+
+
+def _bounded(value: int | None, maximum: int) -> int | None:
+    if value is None:
+        return None
+    return max(0, min(value, maximum))

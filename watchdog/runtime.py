@@ -1,0 +1,87 @@
+"""Wiring: config -> engine, HTTP client, adapters, scanner. Shared by ``scan``, ``run`` and tests."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+import httpx
+from sqlalchemy import Engine
+
+from watchdog import migrate
+from watchdog.audit import process_actor
+from watchdog.clock import SYSTEM_CLOCK, Clock
+from watchdog.config import Config
+from watchdog.domain import ProviderName
+from watchdog.errors import ConfigError, WatchdogError
+from watchdog.providers.base import ProviderAdapter
+from watchdog.providers.http import make_http_client
+from watchdog.providers.limits import LimitedAdapter
+from watchdog.providers.registry import build_adapter
+from watchdog.scan import Scanner
+
+log = logging.getLogger("watchdog.runtime")
+
+
+class SchemaNotCurrent(WatchdogError):
+    """The database schema is not at this version's head; run `expiry-watchdog db upgrade`."""
+
+
+def configured_adapters(
+    config: Config, client: httpx.AsyncClient
+) -> tuple[dict[ProviderName, ProviderAdapter], dict[ProviderName, str]]:
+    """Adapters for every usable provider, and why each other one is unusable."""
+    adapters: dict[ProviderName, ProviderAdapter] = {}
+    problems: dict[ProviderName, str] = {}
+    for name, settings in config.providers.items():
+        if not settings.enabled:
+            problems[name] = "disabled in the configuration"
+            continue
+        if not settings.base_url:
+            problems[name] = f"providers.{name}.base_url is not set"
+            continue
+        try:
+            adapter = build_adapter(settings, client)
+        except ConfigError as exc:
+            problems[name] = str(exc)
+            continue
+        adapters[name] = LimitedAdapter(adapter, settings.max_concurrency, settings.rate_limit)
+    return adapters, problems
+
+
+def require_schema(engine: Engine) -> None:
+    """Refuse to run on a database that is not migrated to this version."""
+    current, head = migrate.current_revision(engine), migrate.head_revision(engine)
+    if current != head:
+        raise SchemaNotCurrent(
+            f"database schema is at {current or 'nothing (empty database)'}, this version needs "
+            f"{head}; run `expiry-watchdog db upgrade`"
+        )
+
+
+@dataclass
+class Runtime:
+    """What a pass needs, built once per process."""
+
+    scanner: Scanner
+    client: httpx.AsyncClient
+    problems: dict[ProviderName, str]
+
+
+@asynccontextmanager
+async def scanner_runtime(
+    config: Config, engine: Engine, clock: Clock = SYSTEM_CLOCK, worker: str | None = None,
+) -> AsyncIterator[Runtime]:
+    """A scanner with its HTTP client; closes the client on exit."""
+    client = make_http_client(max_connections=max(64, config.scheduler.concurrency * 2))
+    try:
+        adapters, problems = configured_adapters(config, client)
+        for name, why in problems.items():
+            log.info("provider unusable", extra={"action": "provider:unusable", "provider": name,
+                                                 "reason": why})
+        scanner = Scanner(engine, config, adapters, clock, worker or process_actor())
+        yield Runtime(scanner, client, problems)
+    finally:
+        await client.aclose()

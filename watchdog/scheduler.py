@@ -1,0 +1,113 @@
+"""The daemon: APScheduler ticks, our authorizations table is the queue.
+
+APScheduler 3.x's AsyncIOScheduler runs one ``scan`` job every ``scan_interval``
+(coalesced, one instance at a time, explicit misfire grace). SIGTERM/SIGINT stop
+claiming new rows, let the pass in hand finish, then exit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import signal
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+from sqlalchemy import Engine
+from sqlalchemy.exc import OperationalError
+
+from watchdog import systemd
+from watchdog.clock import SYSTEM_CLOCK, Clock
+from watchdog.config import Config
+from watchdog.runtime import require_schema, scanner_runtime
+
+log = logging.getLogger("watchdog.daemon")
+
+
+class Daemon:
+    """One long-running worker process."""
+
+    def __init__(self, config: Config, engine: Engine, clock: Clock = SYSTEM_CLOCK,
+                 max_passes: int | None = None) -> None:
+        self.config = config
+        self.engine = engine
+        self.clock = clock
+        self.max_passes = max_passes
+        self.passes = 0
+        self.last_ok: dt.datetime | None = None
+        self._done = asyncio.Event()
+        self._pass_lock = asyncio.Lock()
+
+    async def run(self) -> int:
+        """Run until SIGTERM/SIGINT (or ``max_passes``); return the exit code."""
+        require_schema(self.engine)
+        loop = asyncio.get_running_loop()
+        async with scanner_runtime(self.config, self.engine, self.clock) as runtime:
+            scanner = runtime.scanner
+
+            def request_stop(signame: str) -> None:
+                log.info("stopping", extra={"action": "daemon:stop", "signal": signame})
+                systemd.notify("STOPPING=1")
+                scanner.stop()
+                self._done.set()
+
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, request_stop, sig.name)
+
+            async def tick() -> None:
+                async with self._pass_lock:
+                    if self._done.is_set():
+                        return
+                    try:
+                        report = await scanner.run_pass()
+                    except OperationalError as exc:
+                        log.warning("database unavailable; will retry next tick",
+                                    extra={"action": "daemon:db_unavailable",
+                                           "error": str(exc).splitlines()[0]})
+                        self.engine.dispose()
+                        return
+                    self.passes += 1
+                    self.last_ok = self.clock.now()
+                    log.info(report.summary(), extra={"action": "scan:pass",
+                                                      "claimed": report.claimed,
+                                                      "errors": report.errors})
+                    if self.max_passes is not None and self.passes >= self.max_passes:
+                        self._done.set()
+
+            scheduler = AsyncIOScheduler(timezone=dt.UTC)
+            interval = self.config.scheduler.scan_interval.total_seconds()
+            scheduler.add_job(
+                tick, IntervalTrigger(seconds=interval, timezone=dt.UTC), id="scan",
+                coalesce=True, max_instances=1,
+                misfire_grace_time=int(self.config.scheduler.misfire_grace.total_seconds()),
+                next_run_time=dt.datetime.now(dt.UTC),
+            )
+            heartbeat = systemd.watchdog_interval()
+            if heartbeat:
+                scheduler.add_job(self._heartbeat, IntervalTrigger(seconds=heartbeat),
+                                  id="heartbeat", coalesce=True, max_instances=1)
+            scheduler.start()
+            systemd.notify("READY=1")
+            log.info("started", extra={"action": "daemon:start",
+                                       "scan_interval": interval})
+            try:
+                await self._done.wait()
+                try:
+                    await asyncio.wait_for(
+                        self._pass_lock.acquire(),
+                        self.config.scheduler.stop_timeout.total_seconds(),
+                    )
+                except TimeoutError:
+                    log.warning("pass did not finish within stop_timeout; in-flight intents "
+                                "will be recovered on the next start",
+                                extra={"action": "daemon:stop_timeout"})
+            finally:
+                scheduler.shutdown(wait=False)
+        return 0
+
+    async def _heartbeat(self) -> None:
+        """Tell systemd we are alive only while passes keep succeeding."""
+        interval = self.config.scheduler.scan_interval * 3
+        if self.last_ok is None or self.clock.now() - self.last_ok <= interval:
+            systemd.notify("WATCHDOG=1")

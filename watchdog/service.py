@@ -1,0 +1,215 @@
+"""The watchdog as a library: register, import, instruct, plan, show.
+
+The CLI, the HTTP API and embedding applications all call these functions, so a
+record is validated and stored the same way whichever door it came through.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, func, select
+
+from watchdog import audit, store
+from watchdog.audit import AuditEvent
+from watchdog.clock import SYSTEM_CLOCK, Clock
+from watchdog.config import Config
+from watchdog.db import make_engine, transaction
+from watchdog.domain import InstructionKind, ProviderName, State
+from watchdog.errors import ConflictError, TransitionError
+from watchdog.importer import Rejection, parse_file
+from watchdog.models import Authorization
+from watchdog.policy import Timeline, timeline, validate_instruction
+from watchdog.registration import validate_record
+from watchdog.store import Registered
+
+
+def open_engine(config: Config) -> Engine:
+    """An engine on the configured database."""
+    return make_engine(config.database_url)
+
+
+def register(
+    engine: Engine, config: Config, data: Mapping[str, Any], actor: str,
+    clock: Clock = SYSTEM_CLOCK,
+) -> Registered:
+    """Validate and store one authorization (idempotent when identical)."""
+    record = validate_record(data)
+    with transaction(engine) as session:
+        return store.register(session, record, config, actor, clock.now())
+
+
+@dataclass
+class ImportReport:
+    """What an import stored and what it refused."""
+
+    created: int = 0
+    unchanged: int = 0
+    rejections: list[Rejection] = field(default_factory=list)
+
+
+def import_file(
+    engine: Engine, config: Config, path: Path, actor: str, fmt: str | None = None,
+    clock: Clock = SYSTEM_CLOCK, batch: int = 500,
+) -> ImportReport:
+    """Store every valid row of ``path`` and report every rejected one."""
+    parsed = parse_file(path, fmt)
+    report = ImportReport(rejections=list(parsed.rejections))
+    records = parsed.records
+    for start in range(0, len(records), batch):
+        chunk = records[start:start + batch]
+        try:
+            with transaction(engine) as session:
+                results = [store.register(session, r, config, actor, clock.now()) for _, r in chunk]
+        except ConflictError:
+            results = []
+            for line, record in chunk:  # fall back row by row to name the conflicting lines
+                try:
+                    with transaction(engine) as session:
+                        results.append(store.register(session, record, config, actor, clock.now()))
+                except ConflictError as exc:
+                    report.rejections.append(Rejection(line, "order_id", str(exc)))
+        report.created += sum(1 for r in results if r.created)
+        report.unchanged += sum(1 for r in results if not r.created)
+    report.rejections.sort(key=lambda r: r.line)
+    return report
+
+
+def instruct(
+    engine: Engine, config: Config, authorization_id: int, kind: InstructionKind,
+    actor: str, amount: int | None = None, final: bool = False, clock: Clock = SYSTEM_CLOCK,
+) -> Authorization:
+    """Record a merchant instruction; the worker carries it out with the usual guarantees."""
+    now = clock.now()
+    with transaction(engine) as session:
+        row = store.get(session, authorization_id)
+        snap = store.snapshot(row)
+        rules = store.rules_for(config, snap.provider)
+        validate_instruction(snap, rules, kind, amount, final)
+        if amount is None and kind is not InstructionKind.CANCEL_NOW:
+            from watchdog.policy import open_amount
+
+            amount = open_amount(snap, rules)
+        values: dict[str, Any] = {
+            "instruction": kind.value,
+            "instruction_amount": amount if kind is not InstructionKind.CANCEL_NOW else None,
+            "instruction_final": final, "updated_at": now, "not_before": None,
+        }
+        try:
+            store.guarded_update(session, row, [State.AUTHORIZED, State.PARTIALLY_CAPTURED], values)
+        except TransitionError as exc:
+            raise TransitionError(authorization_id, kind.value,
+                                  f"{exc.reason}; an action is already in flight") from None
+        new_values = store.replan_values(store.snapshot(row), config, now)
+        store.guarded_update(session, row, [State(row.state)], new_values)
+        audit.append(session, [AuditEvent(
+            event=f"instruct:{kind.value}:accept", actor=actor, authorization_id=row.id,
+            provider=row.provider, order_id=row.order_id, amount=amount, currency=row.currency,
+            detail={"final": final},
+        )], now)
+        return row
+
+
+@dataclass(frozen=True, slots=True)
+class PlanEntry:
+    """One upcoming event for one authorization."""
+
+    at: dt.datetime
+    what: str
+    authorization_id: int
+    provider: str
+    order_id: str
+    open_amount: int
+    currency: str
+    state: str
+
+
+def plan_view(
+    engine: Engine, config: Config, horizon: dt.timedelta, clock: Clock = SYSTEM_CLOCK,
+    limit: int = 10_000,
+) -> tuple[list[PlanEntry], dict[tuple[str, str], int]]:
+    """What will happen within ``horizon``, soonest first, and money at risk per provider/currency."""
+    now = clock.now()
+    until = now + horizon
+    entries: list[PlanEntry] = []
+    with transaction(engine) as session:
+        rows = store.list_open(session, until=until, limit=limit)
+        at_risk = {
+            (provider, currency): int(total)
+            for provider, currency, total in session.execute(
+                select(Authorization.provider, Authorization.currency,
+                       func.sum(Authorization.amount - Authorization.captured_amount))
+                .where(Authorization.state.notin_([s.value for s in (State.CAPTURED, State.CANCELED, State.EXPIRED)]))
+                .group_by(Authorization.provider, Authorization.currency)
+            )
+        }
+    for row in rows:
+        tl = row_timeline(config, row)
+        open_amt = row.amount - row.captured_amount
+        on = store.snapshot(row)
+        from watchdog.policy import effective_on_deadline
+
+        action = effective_on_deadline(on, config.policy_for(on.provider)).value
+        events = [(tl.alert_at, "alert"), (tl.act_at, action), (tl.critical_at, "critical"),
+                  (tl.deadline, "deadline")]
+        if row.instruction in (InstructionKind.CAPTURE_NOW.value, InstructionKind.CANCEL_NOW.value):
+            events.append((row.next_action_at or now, row.instruction))
+        for at, what in events:
+            if at <= until and (at >= now or what in ("capture_now", "cancel_now")):
+                entries.append(PlanEntry(at, what, row.id, row.provider, row.order_id, open_amt,
+                                         row.currency, row.state))
+    entries.sort(key=lambda e: (e.at, e.authorization_id))
+    return entries, at_risk
+
+
+def row_timeline(config: Config, row: Authorization) -> Timeline:
+    """The row's timeline under the configured policy."""
+    provider = ProviderName(row.provider)
+    return timeline(store.snapshot(row), store.rules_for(config, provider),
+                    config.policy_for(provider))
+
+
+def show(engine: Engine, config: Config, authorization_id: int) -> dict[str, Any]:
+    """One authorization with its timeline and audit trail."""
+    with transaction(engine) as session:
+        row = store.get(session, authorization_id)
+    tl = row_timeline(config, row)
+    return {
+        "authorization": authorization_dict(row),
+        "timeline": {
+            "alert_at": tl.alert_at.isoformat(), "act_at": tl.act_at.isoformat(),
+            "critical_at": tl.critical_at.isoformat(), "guard_at": tl.guard_at.isoformat(),
+            "deadline": tl.deadline.isoformat(), "deadline_source": tl.deadline_source.value,
+        },
+        "audit": [audit.row_as_dict(r) for r in audit.query(engine, authorization_id=row.id)],
+    }
+
+
+def authorization_dict(row: Authorization) -> dict[str, Any]:
+    """A JSON-ready view of one authorization."""
+    def iso(value: dt.datetime | None) -> str | None:
+        return value.isoformat() if value else None
+
+    return {
+        "id": row.id, "provider": row.provider, "order_id": row.order_id,
+        "reference": row.reference, "amount": row.amount, "currency": row.currency,
+        "authorized_at": iso(row.authorized_at), "expires_at": iso(row.expires_at),
+        "on_deadline": row.on_deadline, "capture_amount": row.capture_amount,
+        "state": row.state, "captured_amount": row.captured_amount,
+        "deadline": iso(row.deadline), "deadline_source": row.deadline_source,
+        "next_action_at": iso(row.next_action_at), "instruction": row.instruction,
+        "instruction_amount": row.instruction_amount, "provider_state": row.provider_state,
+        "last_error": row.last_error,
+    }
+
+
+def load_for_import(path: str) -> Path:
+    """A path to import, or a clear error."""
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"import file {path} does not exist")
+    return p
