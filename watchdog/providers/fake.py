@@ -1,0 +1,132 @@
+"""An in-memory provider behind the same Protocol: a test double for the scan loop.
+
+It follows the strictest rules of the four (single capture unless told otherwise)
+and records every effect in ``ledger`` so tests can count them.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import deque
+from dataclasses import dataclass, field
+
+from watchdog.domain import ProviderName
+from watchdog.providers.base import (
+    DEFAULT_RULES,
+    AuthRef,
+    Outcome,
+    ProviderResult,
+    ProviderRules,
+    ProviderSnapshot,
+    ProviderState,
+)
+
+
+@dataclass
+class FakeOrder:
+    """The fake provider's record of one authorization."""
+
+    amount: int
+    captured: int = 0
+    canceled: bool = False
+    expires_at: dt.datetime | None = None
+    keys: dict[str, ProviderResult] = field(default_factory=dict)
+
+
+class FakeProvider:
+    """A provider that lives in a dict; faults are queued outcomes for the next calls."""
+
+    def __init__(self, name: ProviderName = ProviderName.CLEARPAY,
+                 rules: ProviderRules | None = None) -> None:
+        self._name = name
+        self._rules = rules or DEFAULT_RULES[name]
+        self.orders: dict[str, FakeOrder] = {}
+        self.ledger: list[tuple[str, str, int]] = []
+        self.faults: deque[Outcome] = deque()
+        self.apply_then_lose: int = 0  # next N money calls apply the effect, answer UNKNOWN
+
+    @property
+    def name(self) -> ProviderName:
+        """The provider this fake stands in for."""
+        return self._name
+
+    @property
+    def rules(self) -> ProviderRules:
+        """Its capture rules."""
+        return self._rules
+
+    def add(self, order_id: str, amount: int, expires_at: dt.datetime | None = None) -> None:
+        """Create an open authorization at the fake provider."""
+        self.orders[order_id] = FakeOrder(amount=amount, expires_at=expires_at)
+
+    def _result(self, outcome: Outcome, op: str, message: str = "",
+                snapshot: ProviderSnapshot | None = None) -> ProviderResult:
+        return ProviderResult(outcome, op, self._name, message=message, snapshot=snapshot)
+
+    def _snapshot(self, order: FakeOrder) -> ProviderSnapshot:
+        if order.canceled:
+            state = ProviderState.CAPTURED if order.captured else ProviderState.CANCELED
+        elif order.captured == 0:
+            state = ProviderState.AUTHORIZED
+        elif order.captured >= order.amount or not self._rules.multiple_captures:
+            state = ProviderState.CAPTURED
+        else:
+            state = ProviderState.PARTIALLY_CAPTURED
+        open_amount = 0 if state in (ProviderState.CAPTURED, ProviderState.CANCELED) else (
+            order.amount - order.captured)
+        return ProviderSnapshot(state, state.value, order.captured, open_amount, order.expires_at)
+
+    async def status(self, ref: AuthRef) -> ProviderResult:
+        """The order's current state."""
+        if self.faults:
+            return self._result(self.faults.popleft(), "status", "injected fault")
+        order = self.orders.get(ref.order_id)
+        if order is None:
+            return self._result(Outcome.REJECTED, "status", "order not found")
+        return self._result(Outcome.SUCCEEDED, "status", snapshot=self._snapshot(order))
+
+    async def capture(self, ref: AuthRef, amount: int, idempotency_key: str, *,
+                      final: bool) -> ProviderResult:
+        """Capture, deduplicated by key; single capture unless the rules allow more."""
+        order = self.orders.get(ref.order_id)
+        if order is None:
+            return self._result(Outcome.REJECTED, "capture", "order not found")
+        if idempotency_key in order.keys:
+            return order.keys[idempotency_key]
+        if self.faults:
+            return self._result(self.faults.popleft(), "capture", "injected fault")
+        open_amount = self._snapshot(order).open_amount or 0
+        if order.canceled or amount > open_amount or amount <= 0:
+            return self._result(Outcome.REJECTED, "capture", f"cannot capture {amount}")
+        order.captured += amount
+        self.ledger.append(("capture", ref.order_id, amount))
+        result = self._result(Outcome.SUCCEEDED, "capture", snapshot=self._snapshot(order))
+        order.keys[idempotency_key] = result
+        if self.apply_then_lose:
+            self.apply_then_lose -= 1
+            return self._result(Outcome.UNKNOWN, "capture", "connection dropped")
+        return result
+
+    async def cancel(self, ref: AuthRef, idempotency_key: str) -> ProviderResult:
+        """Release whatever is open."""
+        order = self.orders.get(ref.order_id)
+        if order is None:
+            return self._result(Outcome.REJECTED, "cancel", "order not found")
+        if idempotency_key in order.keys:
+            return order.keys[idempotency_key]
+        if self.faults:
+            return self._result(self.faults.popleft(), "cancel", "injected fault")
+        if order.canceled:
+            return self._result(Outcome.ALREADY_DONE, "cancel", snapshot=self._snapshot(order))
+        order.canceled = True
+        self.ledger.append(("cancel", ref.order_id, order.amount - order.captured))
+        result = self._result(Outcome.SUCCEEDED, "cancel", snapshot=self._snapshot(order))
+        order.keys[idempotency_key] = result
+        if self.apply_then_lose:
+            self.apply_then_lose -= 1
+            return self._result(Outcome.UNKNOWN, "cancel", "connection dropped")
+        return result
+
+    async def check(self) -> ProviderResult:
+        """Always reachable."""
+        return self._result(Outcome.SUCCEEDED, "check")
