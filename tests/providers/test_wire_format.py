@@ -166,7 +166,7 @@ def test_flitt_capture_wire() -> None:
     assert inner["order_id"] == "o-1"
     secret = SECRETS["WATCHDOG_FLITT_SECRET_KEY"]
     plain = f"{secret}|1000|GEL|7654321|o-1|1.0.1"
-    assert inner["signature"] == hashlib.sha1(plain.encode()).hexdigest()
+    assert inner["signature"] == hashlib.sha1(plain.encode()).hexdigest()  # noqa: S324
 
 
 def test_flitt_reverse_and_status_wire() -> None:

@@ -39,7 +39,13 @@ from watchdog.config import ProviderSettings
 from watchdog.domain import ProviderName
 from watchdog.errors import ConfigError
 from watchdog.money import CurrencyError, exponent
-from watchdog.providers.base import DEFAULT_RULES, Outcome, ProviderResult, ProviderRules
+from watchdog.providers.base import (
+    DEFAULT_RULES,
+    Outcome,
+    ProviderResult,
+    ProviderRules,
+    ProviderSnapshot,
+)
 from watchdog.secrets import MASK, Secret, redact
 
 log = logging.getLogger("watchdog.providers")
@@ -137,6 +143,12 @@ class CallContext:
         """Build a ProviderResult with message and raw redacted; log it (redacted) once."""
         raw = fields.pop("raw", None)
         provider_code = fields.pop("provider_code", None)
+        snapshot = fields.get("snapshot")
+        if isinstance(snapshot, ProviderSnapshot):
+            fields["snapshot"] = replace(snapshot, raw_state=redact(snapshot.raw_state,
+                                                                    self.secrets))
+        if isinstance(fields.get("request_id"), str):
+            fields["request_id"] = redact(fields["request_id"], self.secrets)
         res = ProviderResult(
             outcome=outcome, operation=self.operation, provider=self.provider,
             message=redact(message, self.secrets),
