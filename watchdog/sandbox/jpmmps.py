@@ -41,7 +41,14 @@ from aiohttp import web
 from watchdog.money import CurrencyError, from_major, to_major
 from watchdog.sandbox.credentials import JPMMPS_AUTHENTICATION_KEY, JPMMPS_MERCHANT_KEY
 from watchdog.sandbox.state import Order, SandboxState, iso
-from watchdog.sandbox.wire import Reply, Route, basic_credentials, idempotent, json_reply, parse_json
+from watchdog.sandbox.wire import (
+    Reply,
+    Route,
+    basic_credentials,
+    idempotent,
+    json_reply,
+    parse_json,
+)
 
 CAPTURE_FIELDS = frozenset(
     {"transactionId", "merchantKey", "modificationId", "customReferences", "modifiedAmount"})

@@ -143,7 +143,7 @@ def _capture(state: SandboxState, payload: Any, key: str | None) -> Reply:
         order.released += order.open_amount
         order.closed = True
     order.updated_at = now
-    payment = {
+    payment: dict[str, Any] = {
         "id": f"payment_test_{state.next_id():012d}",
         "object": "payment",
         "amount": amount,

@@ -116,6 +116,7 @@ class Order:
     canceled: bool = False  # closed by an explicit cancel / void / reverse
     lapsed_at: dt.datetime | None = None
     capture_count: int = 0
+    reference: str | None = None  # merchant reference (Clearpay)
     settles_at: dt.datetime | None = None  # JPMMPS: when CAPTURE_PENDING turns CAPTURED
     history: list[dict[str, Any]] = field(default_factory=list)  # provider-specific records
 
@@ -169,6 +170,8 @@ class SandboxState:
         self.answers: dict[tuple[str, str], StoredAnswer] = {}
         self.inflight: set[tuple[str, str]] = set()
         self._ids = itertools.count(1)
+        #: Bumped by ``reset``; a request that started before a reset applies nothing.
+        self.generation = 0
 
     # -- orders ---------------------------------------------------------------------------
 
@@ -279,3 +282,4 @@ class SandboxState:
         self.inflight.clear()
         self.faults.clear()
         self.clock.reset()
+        self.generation += 1

@@ -103,6 +103,14 @@ def _abort(request: web.Request) -> None:
 async def serve(state: SandboxState, route: Route, request: web.Request) -> web.Response:
     """Run one provider request through latency, faults, the handler and the request log."""
     body = await request.read()
+    generation = state.generation
+    handler = route.handler
+
+    def apply(st: SandboxState, req: web.Request, data: bytes) -> Reply:
+        if st.generation != generation:  # the sandbox was reset while this request waited
+            return Reply(503, b"", None)
+        return handler(st, req, data)
+
     extra, fault = state.faults.take(route.provider, route.operation)
     kind = fault.kind if fault is not None else None
     flight: tuple[str, str] | None = None
@@ -118,7 +126,7 @@ async def serve(state: SandboxState, route: Route, request: web.Request) -> web.
         if delay > 0:
             await asyncio.sleep(delay)
         if fault is None or fault.kind == "latency":
-            reply = route.handler(state, request, body)
+            reply = apply(state, request, body)
         elif fault.kind in ("error", "rate_limit"):
             reply = _fault_reply(fault)
         elif fault.kind == "drop_before_apply":
@@ -126,17 +134,17 @@ async def serve(state: SandboxState, route: Route, request: web.Request) -> web.
                                  request.path, None, kind)
             _abort(request)
         elif fault.kind == "drop_after_apply":
-            route.handler(state, request, body)
+            apply(state, request, body)
             state.record_request(route.provider, route.operation, request.method,
                                  request.path, None, kind)
             _abort(request)
         else:  # hang
             reply = Reply(504, b"", None)
             if fault.apply == "before":
-                reply = route.handler(state, request, body)
+                reply = apply(state, request, body)
             await asyncio.sleep(fault.seconds)
             if fault.apply == "after":
-                reply = route.handler(state, request, body)
+                reply = apply(state, request, body)
     finally:
         if flight is not None:
             state.inflight.discard(flight)
