@@ -50,7 +50,9 @@ class AlertStatus(enum.StrEnum):
 
 # Kinds that concern one authorization's deadline; one resolves the others.
 AUTHORIZATION_KINDS = (
-    AlertKind.DEADLINE_APPROACHING, AlertKind.DEADLINE_CRITICAL, AlertKind.ACTION_FAILED,
+    AlertKind.DEADLINE_APPROACHING,
+    AlertKind.DEADLINE_CRITICAL,
+    AlertKind.ACTION_FAILED,
     AlertKind.NEEDS_ATTENTION,
 )
 
@@ -66,19 +68,22 @@ NEXT_STEPS: dict[AlertKind, str] = {
     AlertKind.AUTHORIZATION_EXPIRED: "the authorization lapsed: contact the customer or create a "
     "new checkout",
     AlertKind.PROVIDER_UNHEALTHY: "check the provider's status page and the watchdog's logs",
-    AlertKind.WATCHDOG_STALE: "check that the daemon or timer runs: systemctl status expiry-watchdog",
+    AlertKind.WATCHDOG_STALE: "check that the daemon or timer runs: "
+    "systemctl status expiry-watchdog",
 }
 
 
 def dedup_key(kind: AlertKind, authorization_id: int | None, provider: str | None = None) -> str:
     """Stable key: the same condition on the same subject is one alert."""
-    subject = f"authorization:{authorization_id}" if authorization_id is not None else f"provider:{provider}"
+    subject = (
+        f"authorization:{authorization_id}"
+        if authorization_id is not None
+        else f"provider:{provider}"
+    )
     return f"expiry-watchdog:{kind.value}:{subject}"
 
 
-def alert_details(
-    row: Authorization, tried: str, zone: dt.tzinfo | None = None
-) -> dict[str, Any]:
+def alert_details(row: Authorization, tried: str, zone: dt.tzinfo | None = None) -> dict[str, Any]:
     """Everything on-call needs in the alert body."""
     local = row.deadline.astimezone(zone) if zone is not None else row.deadline
     return {
@@ -113,10 +118,18 @@ def raise_alert(
     alert = session.execute(select(Alert).where(Alert.dedup_key == key)).scalar_one_or_none()
     if alert is None:
         alert = Alert(
-            dedup_key=key, kind=kind.value, severity=severity.value,
-            status=AlertStatus.FIRING.value, authorization_id=authorization_id,
-            provider=provider, summary=summary, details=json.dumps(details, default=str),
-            revision=1, notified_revision=0, created_at=now, updated_at=now,
+            dedup_key=key,
+            kind=kind.value,
+            severity=severity.value,
+            status=AlertStatus.FIRING.value,
+            authorization_id=authorization_id,
+            provider=provider,
+            summary=summary,
+            details=json.dumps(details, default=str),
+            revision=1,
+            notified_revision=0,
+            created_at=now,
+            updated_at=now,
         )
         session.add(alert)
     elif alert.status != AlertStatus.FIRING.value or alert.severity != severity.value:
@@ -132,12 +145,23 @@ def raise_alert(
     else:
         return alert
     session.flush()
-    audit.append(session, [AuditEvent(
-        event=f"alert:{kind.value}:fire", actor=actor, authorization_id=authorization_id,
-        provider=provider or details.get("provider"), order_id=details.get("order_id"),
-        amount=details.get("amount"), currency=details.get("currency"),
-        outcome=severity.value, detail={"summary": summary, "dedup_key": key},
-    )], now)
+    audit.append(
+        session,
+        [
+            AuditEvent(
+                event=f"alert:{kind.value}:fire",
+                actor=actor,
+                authorization_id=authorization_id,
+                provider=provider or details.get("provider"),
+                order_id=details.get("order_id"),
+                amount=details.get("amount"),
+                currency=details.get("currency"),
+                outcome=severity.value,
+                detail={"summary": summary, "dedup_key": key},
+            )
+        ],
+        now,
+    )
     return alert
 
 
@@ -166,8 +190,17 @@ def resolve_alerts(
         alert.resolved_at = now
     if alerts:
         session.flush()
-        audit.append(session, [AuditEvent(
-            event=f"alert:{alert.kind}:resolve", actor=actor, authorization_id=authorization_id,
-            detail={"dedup_key": alert.dedup_key, "reason": reason},
-        ) for alert in alerts], now)
+        audit.append(
+            session,
+            [
+                AuditEvent(
+                    event=f"alert:{alert.kind}:resolve",
+                    actor=actor,
+                    authorization_id=authorization_id,
+                    detail={"dedup_key": alert.dedup_key, "reason": reason},
+                )
+                for alert in alerts
+            ],
+            now,
+        )
     return len(alerts)

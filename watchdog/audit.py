@@ -52,9 +52,7 @@ def _canonical(row: dict[str, Any]) -> str:
     return json.dumps(row, sort_keys=True, separators=(",", ":"), default=str)
 
 
-def _row_payload(
-    recorded_at: dt.datetime, ev: AuditEvent, detail_json: str
-) -> dict[str, Any]:
+def _row_payload(recorded_at: dt.datetime, ev: AuditEvent, detail_json: str) -> dict[str, Any]:
     return {
         "recorded_at": recorded_at.astimezone(dt.UTC).isoformat(),
         "actor": ev.actor,
@@ -84,9 +82,12 @@ def append(session: Session, events: Sequence[AuditEvent], now: dt.datetime) -> 
     bind = session.get_bind()
     if bind.dialect.name == "postgresql":
         session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_AUDIT_LOCK})
-    prev = session.execute(
-        select(AuditRow.hash).order_by(AuditRow.id.desc()).limit(1)
-    ).scalar_one_or_none() or GENESIS
+    prev = (
+        session.execute(
+            select(AuditRow.hash).order_by(AuditRow.id.desc()).limit(1)
+        ).scalar_one_or_none()
+        or GENESIS
+    )
     rows = []
     for ev in events:
         detail_json = _canonical(ev.detail)
@@ -94,12 +95,21 @@ def append(session: Session, events: Sequence[AuditEvent], now: dt.datetime) -> 
         digest = chain_hash(prev, payload)
         rows.append(
             AuditRow(
-                recorded_at=now, actor=ev.actor, event=ev.event,
-                authorization_id=ev.authorization_id, provider=ev.provider,
-                order_id=ev.order_id, amount=ev.amount, currency=ev.currency,
-                idempotency_key=ev.idempotency_key, state_from=ev.state_from,
-                state_to=ev.state_to, outcome=ev.outcome, detail=detail_json,
-                prev_hash=prev, hash=digest,
+                recorded_at=now,
+                actor=ev.actor,
+                event=ev.event,
+                authorization_id=ev.authorization_id,
+                provider=ev.provider,
+                order_id=ev.order_id,
+                amount=ev.amount,
+                currency=ev.currency,
+                idempotency_key=ev.idempotency_key,
+                state_from=ev.state_from,
+                state_to=ev.state_to,
+                outcome=ev.outcome,
+                detail=detail_json,
+                prev_hash=prev,
+                hash=digest,
             )
         )
         prev = digest
@@ -110,10 +120,17 @@ def append(session: Session, events: Sequence[AuditEvent], now: dt.datetime) -> 
 
 def _payload_of(row: AuditRow) -> dict[str, Any]:
     ev = AuditEvent(
-        event=row.event, actor=row.actor, authorization_id=row.authorization_id,
-        provider=row.provider, order_id=row.order_id, amount=row.amount,
-        currency=row.currency, idempotency_key=row.idempotency_key,
-        state_from=row.state_from, state_to=row.state_to, outcome=row.outcome,
+        event=row.event,
+        actor=row.actor,
+        authorization_id=row.authorization_id,
+        provider=row.provider,
+        order_id=row.order_id,
+        amount=row.amount,
+        currency=row.currency,
+        idempotency_key=row.idempotency_key,
+        state_from=row.state_from,
+        state_to=row.state_to,
+        outcome=row.outcome,
     )
     return _row_payload(row.recorded_at, ev, row.detail)
 

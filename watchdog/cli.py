@@ -19,7 +19,6 @@ from typing import Any, ParamSpec, TypeVar
 import click
 
 from watchdog import __version__, audit, migrate, service
-from watchdog.audit import process_actor
 from watchdog.clock import SYSTEM_CLOCK
 from watchdog.config import Config, load_config
 from watchdog.domain import InstructionKind
@@ -89,10 +88,22 @@ def friendly_errors(func: Callable[P, R]) -> Callable[P, R]:
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
-@click.option("--config", "config_path", envvar="WATCHDOG_CONFIG", show_envvar=True,
-              type=click.Path(dir_okay=False), help="TOML config file (default ./watchdog.toml).")
-@click.option("-v", "--verbose", is_flag=True, envvar="WATCHDOG_VERBOSE", show_envvar=True,
-              help="Debug logs and tracebacks.")
+@click.option(
+    "--config",
+    "config_path",
+    envvar="WATCHDOG_CONFIG",
+    show_envvar=True,
+    type=click.Path(dir_okay=False),
+    help="TOML config file (default ./watchdog.toml).",
+)
+@click.option(
+    "-v",
+    "--verbose",
+    is_flag=True,
+    envvar="WATCHDOG_VERBOSE",
+    show_envvar=True,
+    help="Debug logs and tracebacks.",
+)
 @click.version_option(__version__, prog_name="expiry-watchdog")
 @click.pass_context
 def main(ctx: click.Context, config_path: str | None, verbose: bool) -> None:
@@ -141,8 +152,10 @@ def db_current(ctx: Ctx) -> None:
     """Print the schema revision and whether it is current."""
     engine = ctx.engine()
     current, head = migrate.current_revision(engine), migrate.head_revision(engine)
-    click.echo(f"current {current or 'none'}, head {head}"
-               + ("" if current == head else " — run `expiry-watchdog db upgrade`"))
+    click.echo(
+        f"current {current or 'none'}, head {head}"
+        + ("" if current == head else " — run `expiry-watchdog db upgrade`")
+    )
     sys.exit(0 if current == head else 1)
 
 
@@ -150,7 +163,9 @@ def db_current(ctx: Ctx) -> None:
 
 
 @main.command("add")
-@click.option("--provider", required=True, type=click.Choice(["smartpay", "jpmmps", "flitt", "clearpay"]))
+@click.option(
+    "--provider", required=True, type=click.Choice(["smartpay", "jpmmps", "flitt", "clearpay"])
+)
 @click.option("--order-id", required=True, help="The provider's id for the authorization.")
 @click.option("--amount", required=True, help="Integer minor units (JPY 5000, GBP 18.20 -> 1820).")
 @click.option("--currency", required=True, help="ISO 4217, e.g. JPY, GBP, EUR, GEL.")
@@ -179,8 +194,13 @@ def add(ctx: Ctx, /, as_json: bool, **fields: Any) -> None:
 
 @main.command("import")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
-@click.option("--format", "fmt", type=click.Choice(["jsonl", "csv"]), default=None,
-              help="Default: from the extension (.csv, else JSON Lines).")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["jsonl", "csv"]),
+    default=None,
+    help="Default: from the extension (.csv, else JSON Lines).",
+)
 @pass_ctx
 @friendly_errors
 def import_cmd(ctx: Ctx, file: str, fmt: str | None) -> None:
@@ -188,8 +208,10 @@ def import_cmd(ctx: Ctx, file: str, fmt: str | None) -> None:
     report = service.import_file(ctx.engine(), ctx.config, Path(file), operator(), fmt)
     for rejection in report.rejections:
         click.echo(f"rejected {rejection}", err=True)
-    click.echo(f"imported {report.created} new, {report.unchanged} unchanged, "
-               f"{len(report.rejections)} rejected")
+    click.echo(
+        f"imported {report.created} new, {report.unchanged} unchanged, "
+        f"{len(report.rejections)} rejected"
+    )
     if report.rejections:
         sys.exit(EXIT_REJECTED)
 
@@ -204,10 +226,13 @@ def import_cmd(ctx: Ctx, file: str, fmt: str | None) -> None:
 def instruct(ctx: Ctx, authorization_id: int, what: str, amount: int | None, final: bool) -> None:
     """Tell the watchdog what to do with one authorization; the next pass carries it out."""
     kind = InstructionKind(what.replace("-", "_"))
-    row = service.instruct(ctx.engine(), ctx.config, authorization_id, kind, operator(),
-                           amount=amount, final=final)
-    click.echo(f"#{row.id}: {kind.value} accepted; next pass at or after "
-               f"{row.next_action_at.isoformat() if row.next_action_at else '-'}")
+    row = service.instruct(
+        ctx.engine(), ctx.config, authorization_id, kind, operator(), amount=amount, final=final
+    )
+    click.echo(
+        f"#{row.id}: {kind.value} accepted; next pass at or after "
+        f"{row.next_action_at.isoformat() if row.next_action_at else '-'}"
+    )
 
 
 # ---------------------------------------------------------------- seeing
@@ -226,20 +251,41 @@ def plan_cmd(ctx: Ctx, horizon: str, fmt: str) -> None:
         raise click.BadParameter(str(exc), param_hint="--horizon") from None
     entries, at_risk = service.plan_view(ctx.engine(), ctx.config, delta)
     if fmt == "json":
-        click.echo(json.dumps({
-            "entries": [{"at": e.at.isoformat(), "what": e.what, "authorization_id": e.authorization_id,
-                         "provider": e.provider, "order_id": e.order_id, "open_amount": e.open_amount,
-                         "currency": e.currency, "state": e.state} for e in entries],
-            "at_risk": [{"provider": p, "currency": c, "amount": a} for (p, c), a in sorted(at_risk.items())],
-        }))
+        click.echo(
+            json.dumps(
+                {
+                    "entries": [
+                        {
+                            "at": e.at.isoformat(),
+                            "what": e.what,
+                            "authorization_id": e.authorization_id,
+                            "provider": e.provider,
+                            "order_id": e.order_id,
+                            "open_amount": e.open_amount,
+                            "currency": e.currency,
+                            "state": e.state,
+                        }
+                        for e in entries
+                    ],
+                    "at_risk": [
+                        {"provider": p, "currency": c, "amount": a}
+                        for (p, c), a in sorted(at_risk.items())
+                    ],
+                }
+            )
+        )
         return
     zone = ctx.config.zone
-    click.echo(f"{'when (' + ctx.config.timezone + ')':<27} {'what':<20} {'id':>6} {'provider':<9} "
-               f"{'order':<24} {'open amount':>16} state")
+    click.echo(
+        f"{'when (' + ctx.config.timezone + ')':<27} {'what':<20} {'id':>6} {'provider':<9} "
+        f"{'order':<24} {'open amount':>16} state"
+    )
     for e in entries:
-        click.echo(f"{e.at.astimezone(zone).strftime('%Y-%m-%d %H:%M:%S %z'):<27} {e.what:<20} "
-                   f"{e.authorization_id:>6} {e.provider:<9} {e.order_id[:24]:<24} "
-                   f"{format_money(e.open_amount, e.currency):>16} {e.state}")
+        click.echo(
+            f"{e.at.astimezone(zone).strftime('%Y-%m-%d %H:%M:%S %z'):<27} {e.what:<20} "
+            f"{e.authorization_id:>6} {e.provider:<9} {e.order_id[:24]:<24} "
+            f"{format_money(e.open_amount, e.currency):>16} {e.state}"
+        )
     if not entries:
         click.echo(f"(nothing within {horizon})")
     click.echo("money at risk (open, not captured):")
@@ -259,9 +305,11 @@ def show(ctx: Ctx, authorization_id: int, fmt: str) -> None:
         click.echo(json.dumps(data, default=str))
         return
     a = data["authorization"]
-    click.echo(f"#{a['id']} {a['provider']} {a['order_id']} "
-               f"{format_money(a['amount'], a['currency'])} state={a['state']} "
-               f"captured={format_money(a['captured_amount'], a['currency'])}")
+    click.echo(
+        f"#{a['id']} {a['provider']} {a['order_id']} "
+        f"{format_money(a['amount'], a['currency'])} state={a['state']} "
+        f"captured={format_money(a['captured_amount'], a['currency'])}"
+    )
     for key, value in a.items():
         if value is not None and key not in ("id", "provider", "order_id"):
             click.echo(f"  {key:<18} {value}")
@@ -279,7 +327,9 @@ def show(ctx: Ctx, authorization_id: int, fmt: str) -> None:
 @click.option("--format", "fmt", type=click.Choice(["table", "json"]), default="table")
 @click.pass_context
 @friendly_errors
-def audit_cmd(click_ctx: click.Context, authorization_id: int | None, since: str | None, fmt: str) -> None:
+def audit_cmd(
+    click_ctx: click.Context, authorization_id: int | None, since: str | None, fmt: str
+) -> None:
     """Read the audit trail (``audit verify`` checks the hash chain)."""
     if click_ctx.invoked_subcommand is not None:
         return
@@ -403,8 +453,13 @@ def sandbox(host: str, port: int, latency: float) -> None:
 
 
 @main.command("demo")
-@click.option("--dir", "workdir", default="demo", type=click.Path(file_okay=False),
-              help="Where the demo database and config go.")
+@click.option(
+    "--dir",
+    "workdir",
+    default="demo",
+    type=click.Path(file_okay=False),
+    help="Where the demo database and config go.",
+)
 @click.option("--passes", default=2, type=int)
 def demo(workdir: str, passes: int) -> None:
     """Run the whole loop against the in-repo sandbox with an embedded SQLite database."""

@@ -42,7 +42,7 @@ class FrozenClock:
 
 
 def ensure_utc(value: dt.datetime, field: str) -> dt.datetime:
-    """Return ``value`` converted to UTC; a naive datetime is refused because its zone is a guess."""
+    """Return ``value`` in UTC; a naive datetime is refused because its zone is a guess."""
     if value.tzinfo is None or value.tzinfo.utcoffset(value) is None:
         raise ValueError(f"{field} must carry a time-zone offset, got naive {value.isoformat()}")
     return value.astimezone(UTC)

@@ -160,6 +160,10 @@ def load_config(
             raise ConfigError(f"config file {path} does not exist") from None
         except tomllib.TOMLDecodeError as exc:
             raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+        except UnicodeDecodeError as exc:
+            raise ConfigError(f"config file {path} is not UTF-8 text: {exc.reason}") from None
+        except OSError as exc:
+            raise ConfigError(f"config file {path} cannot be read: {exc.strerror}") from None
         source = str(path)
     config = parse_config(data, env)
     return replace(config, source=source)
@@ -180,7 +184,7 @@ def parse_config(data: Mapping[str, Any], environ: Mapping[str, str] | None = No
     timezone = _str(display, "timezone", "display", "UTC")
     try:
         ZoneInfo(timezone)
-    except (ZoneInfoNotFoundError, ValueError):
+    except (ZoneInfoNotFoundError, ValueError, OSError):  # "Europe" is a directory: OSError
         raise ConfigError(f"display.timezone: {timezone!r} is not an IANA time zone") from None
     providers_table = _table(data, "providers")
     _only_keys(providers_table, {p.value for p in ProviderName}, "providers")
@@ -219,6 +223,9 @@ def _provider(
         for var in PROVIDER_SECRET_VARIABLES[name]
         if (secret := read_secret(var, env)) is not None
     }
+    origin = table.get("origin")
+    if origin is not None and (not isinstance(origin, str) or not origin):
+        raise ConfigError(f"{where}.origin: must be a non-empty string")
     rate_limit = table.get("rate_limit")
     if rate_limit is not None and (not isinstance(rate_limit, int | float) or rate_limit <= 0):
         raise ConfigError(f"{where}.rate_limit: must be a positive number of requests per second")
@@ -234,7 +241,7 @@ def _provider(
         retry_backoff=_number(table, "retry_backoff", where, 0.5),
         enabled=_bool(table, "enabled", where, True),
         user_agent=_str(table, "user_agent", where, DEFAULT_USER_AGENT),
-        origin=table.get("origin"),
+        origin=origin,
         policy=_policy({k: v for k, v in table.items() if k in policy_keys}, where, base_policy),
         credentials=credentials,
     )
@@ -254,9 +261,17 @@ def _policy(table: Mapping[str, Any], where: str, base: PolicySettings) -> Polic
         ) from None
     policy = PolicySettings(**values)
     if not policy.alert_lead >= policy.capture_lead >= dt.timedelta(0):
-        raise ConfigError(f"{where}: alert_lead must be at least capture_lead (warn before acting)")
+        raise ConfigError(
+            f"{where}.alert_lead: must be at least capture_lead (warn before acting)"
+        )
     if policy.critical_lead > policy.alert_lead:
-        raise ConfigError(f"{where}: critical_lead must not exceed alert_lead")
+        raise ConfigError(f"{where}.critical_lead: must not exceed alert_lead")
+    if policy.capture_lead <= policy.safety_margin:
+        # act_at would fall at or after the guard: every deadline capture/cancel would be
+        # planned as "too late" and each authorization would expire instead.
+        raise ConfigError(
+            f"{where}.capture_lead: must exceed safety_margin, or nothing is ever captured in time"
+        )
     return policy
 
 

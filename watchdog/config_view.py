@@ -25,6 +25,7 @@ def _policy(policy: PolicySettings) -> dict[str, Any]:
 
 def effective_config(config: Config) -> dict[str, Any]:
     """Every setting in force; credentials shown only as set/unset."""
+
     def dur(value: dt.timedelta) -> str:
         return format_duration(value)
 
@@ -44,12 +45,17 @@ def effective_config(config: Config) -> dict[str, Any]:
         "display": {"timezone": config.timezone},
         "providers": {
             name.value: {
-                "base_url": p.base_url, "window": dur(p.window), "enabled": p.enabled,
-                "connect_timeout": p.connect_timeout, "read_timeout": p.read_timeout,
-                "max_concurrency": p.max_concurrency, "rate_limit": p.rate_limit,
-                "retry_attempts": p.retry_attempts, "retry_backoff": p.retry_backoff,
+                "base_url": p.base_url,
+                "window": dur(p.window),
+                "enabled": p.enabled,
+                "connect_timeout": p.connect_timeout,
+                "read_timeout": p.read_timeout,
+                "max_concurrency": p.max_concurrency,
+                "rate_limit": p.rate_limit,
+                "retry_attempts": p.retry_attempts,
+                "retry_backoff": p.retry_backoff,
                 **_policy(p.policy),
-                "credentials": {var: MASK for var in p.credentials},
+                "credentials": dict.fromkeys(p.credentials, MASK),
             }
             for name, p in config.providers.items()
         },

@@ -29,13 +29,31 @@ SCENARIO: list[tuple[str, str, int, str, dt.timedelta, dict[str, object]]] = [
     ("smartpay", "order_demo_jp_1", 12800, "JPY", dt.timedelta(days=6, hours=2), {}),
     ("smartpay", "order_demo_jp_2", 5000, "JPY", dt.timedelta(days=1), {}),
     ("jpmmps", "demo-jpm-0001", 18250, "EUR", dt.timedelta(days=4, hours=6), {}),
-    ("jpmmps", "demo-jpm-0002", 9900, "EUR", dt.timedelta(days=3, hours=12),
-     {"on_deadline": "alert"}),
-    ("flitt", "demo_flitt_1", 25000, "GEL", dt.timedelta(days=4, hours=3),
-     {"on_deadline": "cancel"}),
+    (
+        "jpmmps",
+        "demo-jpm-0002",
+        9900,
+        "EUR",
+        dt.timedelta(days=3, hours=12),
+        {"on_deadline": "alert"},
+    ),
+    (
+        "flitt",
+        "demo_flitt_1",
+        25000,
+        "GEL",
+        dt.timedelta(days=4, hours=3),
+        {"on_deadline": "cancel"},
+    ),
     ("flitt", "demo_flitt_2", 4000, "GEL", dt.timedelta(hours=3), {}),
-    ("clearpay", "400000001", 4599, "GBP", dt.timedelta(days=12, hours=4),
-     {"capture_amount": 3000}),
+    (
+        "clearpay",
+        "400000001",
+        4599,
+        "GBP",
+        dt.timedelta(days=12, hours=4),
+        {"capture_amount": 3000},
+    ),
     ("clearpay", "400000002", 12000, "GBP", dt.timedelta(days=2), {}),
 ]
 
@@ -46,9 +64,9 @@ def _write_config(workdir: Path, base_urls: dict[str, str]) -> Path:
         f'[providers.{name}]\nbase_url = "{url}"\n' for name, url in base_urls.items()
     )
     path.write_text(
-        f'''# Written by `expiry-watchdog demo`: the embedded default database plus the sandbox.
+        f"""# Written by `expiry-watchdog demo`: the embedded default database plus the sandbox.
 [database]
-url = "sqlite:///{(workdir / 'watchdog.db').resolve()}"
+url = "sqlite:///{(workdir / "watchdog.db").resolve()}"
 
 [policy]
 alert_lead = "48h"
@@ -59,7 +77,7 @@ on_deadline = "capture"
 [scheduler]
 scan_interval = "2s"
 
-{providers}''',
+{providers}""",
         encoding="utf-8",
     )
     return path
@@ -81,16 +99,27 @@ def run_demo(workdir: Path, passes: int) -> None:
         for provider, order_id, amount, currency, age, extra in SCENARIO:
             authorized_at = now - age
             sandbox.create_order(provider, order_id, amount, currency, authorized_at=authorized_at)
-            service.register(engine, config, {
-                "provider": provider, "order_id": order_id, "amount": amount,
-                "currency": currency, "authorized_at": authorized_at.isoformat(),
-                "reference": f"demo-{order_id}", **extra,
-            }, actor="demo")
+            service.register(
+                engine,
+                config,
+                {
+                    "provider": provider,
+                    "order_id": order_id,
+                    "amount": amount,
+                    "currency": currency,
+                    "authorized_at": authorized_at.isoformat(),
+                    "reference": f"demo-{order_id}",
+                    **extra,
+                },
+                actor="demo",
+            )
         click.echo(f"registered {len(SCENARIO)} authorizations; the plan for the next 72h:")
         entries, _ = service.plan_view(engine, config, dt.timedelta(hours=72))
         for e in entries[:20]:
-            click.echo(f"  {e.at:%Y-%m-%d %H:%M} UTC  {e.what:<10} #{e.authorization_id} "
-                       f"{e.provider:<9} {e.order_id}")
+            click.echo(
+                f"  {e.at:%Y-%m-%d %H:%M} UTC  {e.what:<10} #{e.authorization_id} "
+                f"{e.provider:<9} {e.order_id}"
+            )
         click.echo(f"running the daemon for {passes} passes ...")
         asyncio.run(Daemon(config, engine, max_passes=passes).run())
         with transaction(engine) as session:
@@ -98,18 +127,24 @@ def run_demo(workdir: Path, passes: int) -> None:
             alerts = list(session.scalars(select(Alert).order_by(Alert.id)))
         click.echo("\nauthorizations after the passes:")
         for row in rows:
-            click.echo(f"  #{row.id} {row.provider:<9} {row.order_id:<18} "
-                       f"{format_money(row.amount, row.currency):>12} -> {row.state:<18} "
-                       f"captured {format_money(row.captured_amount, row.currency)}")
+            click.echo(
+                f"  #{row.id} {row.provider:<9} {row.order_id:<18} "
+                f"{format_money(row.amount, row.currency):>12} -> {row.state:<18} "
+                f"captured {format_money(row.captured_amount, row.currency)}"
+            )
         click.echo("\nalerts (outbox):")
         for alert in alerts:
             click.echo(f"  [{alert.severity}] {alert.kind} {alert.status}: {alert.summary}")
         click.echo("\nsandbox ledger (effects at the providers):")
         for effect in sandbox.ledger():
-            click.echo(f"  {effect['provider']:<9} {effect['operation']:<8} {effect['order_id']:<18} "
-                       f"{effect['amount']} {effect['currency']}")
+            click.echo(
+                f"  {effect['provider']:<9} {effect['operation']:<8} {effect['order_id']:<18} "
+                f"{effect['amount']} {effect['currency']}"
+            )
         report = audit.verify(engine)
-        click.echo(f"\naudit chain intact: {report.rows} rows. Try:\n"
-                   f"  expiry-watchdog --config {config_path} plan\n"
-                   f"  expiry-watchdog --config {config_path} show 1\n"
-                   f"  expiry-watchdog --config {config_path} audit verify")
+        click.echo(
+            f"\naudit chain intact: {report.rows} rows. Try:\n"
+            f"  expiry-watchdog --config {config_path} plan\n"
+            f"  expiry-watchdog --config {config_path} show 1\n"
+            f"  expiry-watchdog --config {config_path} audit verify"
+        )

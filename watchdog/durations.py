@@ -5,8 +5,9 @@ from __future__ import annotations
 import datetime as dt
 import re
 
-_PART = re.compile(r"(\d+)([smhdw])")
+_PART = re.compile(r"([0-9]+)([smhdw])")
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+_MAX_SECONDS = 3650 * 86400  # ten years: far beyond any window, far below timedelta.max
 
 
 def parse_duration(text: str) -> dt.timedelta:
@@ -17,6 +18,8 @@ def parse_duration(text: str) -> dt.timedelta:
             f"{text!r} is not a duration; write a number and a unit, e.g. 90s, 15m, 48h, 7d"
         )
     seconds = sum(int(n) * _UNITS[unit] for n, unit in _PART.findall(compact))
+    if seconds > _MAX_SECONDS:
+        raise ValueError(f"{text!r} is longer than any deadline could be (at most 3650d)")
     return dt.timedelta(seconds=seconds)
 
 

@@ -27,8 +27,9 @@ class ConflictError(WatchdogError):
         self.provider = provider
         self.order_id = order_id
         self.differences = differences
-        detail = ", ".join(f"{k}: stored {a!r}, given {b!r}" for k, b_a in differences.items()
-                           for a, b in [b_a])
+        detail = ", ".join(
+            f"{k}: stored {a!r}, given {b!r}" for k, b_a in differences.items() for a, b in [b_a]
+        )
         super().__init__(
             f"{provider} order {order_id} is already registered with different data ({detail})"
         )
@@ -45,9 +46,7 @@ class TransitionError(WatchdogError):
         self.authorization_id = authorization_id
         self.wanted = wanted
         self.reason = reason
-        super().__init__(
-            f"authorization {authorization_id}: cannot move to {wanted}: {reason}"
-        )
+        super().__init__(f"authorization {authorization_id}: cannot move to {wanted}: {reason}")
 
 
 class InstructionError(WatchdogError):

@@ -42,7 +42,9 @@ def detect_format(path: Path, explicit: str | None = None) -> str:
 
 
 def _jsonl_rows(text: str) -> Iterator[tuple[int, dict[str, Any] | Rejection]]:
-    for number, line in enumerate(text.splitlines(), start=1):
+    # Split on "\n" only: str.splitlines() also breaks at U+2028, U+0085, \x1c..., which JSON
+    # allows unescaped inside strings, and would cut a good record in two and shift line numbers.
+    for number, line in enumerate(text.split("\n"), start=1):
         if not line.strip():
             continue
         try:
@@ -63,6 +65,10 @@ def _csv_rows(text: str) -> Iterator[tuple[int, dict[str, Any] | Rejection]]:
     unknown = [name for name in reader.fieldnames if name not in FIELDS]
     if unknown:
         yield 1, Rejection(1, unknown[0], f"unknown column (known: {', '.join(FIELDS)})")
+        return
+    repeated = sorted({name for name in reader.fieldnames if reader.fieldnames.count(name) > 1})
+    if repeated:  # csv.DictReader would silently keep the last value of a repeated column
+        yield 1, Rejection(1, repeated[0], "column appears more than once in the header")
         return
     for row in reader:
         line = reader.line_num

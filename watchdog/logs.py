@@ -36,7 +36,9 @@ class HumanFormatter(logging.Formatter):
         extras = {k: v for k, v in vars(record).items() if k not in _STANDARD}
         action = extras.pop("action", "")
         tail = " ".join(f"{k}={v}" for k, v in extras.items())
-        text = f"{self.formatTime(record, '%H:%M:%S')} {record.levelname.lower():7} {action} {record.getMessage()} {tail}".rstrip()
+        when = self.formatTime(record, "%H:%M:%S")
+        level = record.levelname.lower()
+        text = f"{when} {level:7} {action} {record.getMessage()} {tail}".rstrip()
         if record.exc_info:
             text += "\n" + self.formatException(record.exc_info)
         return text

@@ -16,6 +16,11 @@ CURRENCY_EXPONENTS: dict[str, int] = {
 }
 
 
+# Larger than any real authorization, small enough that ``int()`` of a hostile "1e999999999"
+# is refused instead of building a billion-digit integer.
+MAX_MINOR = 10**18
+
+
 class CurrencyError(ValueError):
     """The currency is not one the watchdog can represent exactly."""
 
@@ -49,9 +54,13 @@ def from_major(value: str | int | float | Decimal, currency: str) -> int:
         amount = Decimal(str(value))
     except InvalidOperation:
         raise ValueError(f"amount {value!r} is not a number") from None
+    if not amount.is_finite():
+        raise ValueError(f"amount {value!r} is not a finite number")
     minor = amount.scaleb(exp)
     if minor != minor.to_integral_value():
         raise ValueError(f"amount {value!r} has more than {exp} decimals for {currency}")
+    if abs(minor) > MAX_MINOR:
+        raise ValueError(f"amount {value!r} is implausibly large for {currency}")
     return int(minor)
 
 

@@ -63,16 +63,29 @@ class Decision:
 def deadline_of(
     auth: AuthorizationSnapshot, rules: ProviderRules
 ) -> tuple[dt.datetime, DeadlineSource]:
-    """The earliest of: the provider's reported expiry, the explicit one, and the window."""
-    candidates = [(auth.authorized_at + rules.window, DeadlineSource.PROVIDER_WINDOW)]
+    """The earliest of: the provider's reported expiry, the explicit one, and the window.
+
+    Always aware UTC. The window is added in absolute time: an ``authorized_at`` carrying a
+    zone with daylight saving (``ZoneInfo("Europe/London")``) must not make a 7-day window
+    one hour shorter or longer, which plain aware-datetime arithmetic (wall clock) would.
+    """
+    candidates = [(_utc(auth.authorized_at, "authorized_at") + rules.window,
+                   DeadlineSource.PROVIDER_WINDOW)]
     if auth.expires_at is not None:
-        candidates.append((auth.expires_at, DeadlineSource.EXPLICIT))
+        candidates.append((_utc(auth.expires_at, "expires_at"), DeadlineSource.EXPLICIT))
     if auth.provider_expires_at is not None:
-        candidates.append((auth.provider_expires_at, DeadlineSource.PROVIDER_REPORTED))
+        candidates.append((_utc(auth.provider_expires_at, "provider_expires_at"),
+                           DeadlineSource.PROVIDER_REPORTED))
     # Earliest wins; on a tie the provider's own word beats ours.
     order = {DeadlineSource.PROVIDER_REPORTED: 0, DeadlineSource.EXPLICIT: 1,
              DeadlineSource.PROVIDER_WINDOW: 2}
     return min(candidates, key=lambda c: (c[0], order[c[1]]))
+
+
+def _utc(value: dt.datetime, name: str) -> dt.datetime:
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValueError(f"{name} {value.isoformat()} is naive; the planner needs aware instants")
+    return value.astimezone(dt.UTC)
 
 
 def timeline(
@@ -110,10 +123,12 @@ def open_amount(auth: AuthorizationSnapshot, rules: ProviderRules) -> int:
 def capture_target(auth: AuthorizationSnapshot, rules: ProviderRules) -> int:
     """How much the deadline capture should take now (0 = nothing left to capture)."""
     if auth.instruction is InstructionKind.CAPTURE_AT_DEADLINE and auth.instruction_amount:
-        wanted_total = auth.instruction_amount
+        # Like "capture N now", "ready to capture N" is N more: it is validated against (and
+        # defaults to) the open amount, so it is not a total to subtract what was captured from.
+        wanted = auth.instruction_amount
     else:
         wanted_total = auth.capture_amount if auth.capture_amount is not None else auth.amount
-    wanted = wanted_total - auth.captured_amount
+        wanted = wanted_total - auth.captured_amount
     return max(0, min(wanted, open_amount(auth, rules)))
 
 
@@ -241,7 +256,7 @@ def validate_instruction(
     final: bool,
 ) -> None:
     """Refuse an instruction the provider's rules or the open amount cannot honour."""
-    if not (auth.state in (State.AUTHORIZED, State.PARTIALLY_CAPTURED)):
+    if auth.state not in (State.AUTHORIZED, State.PARTIALLY_CAPTURED):
         raise InstructionError(
             f"authorization {auth.id} is {auth.state}; only an open authorization takes instructions"
         )

@@ -47,20 +47,26 @@ def reconcile(
     if snap.state in (ProviderState.CAPTURED, ProviderState.CAPTURE_PENDING):
         captured = provider_captured if provider_captured else max(auth.captured_amount, 1)
         captured = max(captured, auth.captured_amount)
-        if auth.captured_amount == 0 and not auth.state.is_in_flight:
+        if auth.captured_amount == 0 and auth.state is not State.CAPTURING:
             drift = "provider reports the authorization captured, but the watchdog never captured it"
         values.update(captured_amount=min(captured, auth.amount))
         return Reconciliation(values, State.CAPTURED, drift)
     if snap.state is ProviderState.PARTIALLY_CAPTURED:
+        new_state = None
         if provider_captured is not None and provider_captured > auth.captured_amount:
-            if not auth.state.is_in_flight:
-                drift = "provider reports more captured than the watchdog recorded"
             values["captured_amount"] = provider_captured
-        return Reconciliation(values, None, drift)
+            if auth.state is not State.CAPTURING:
+                drift = "provider reports more captured than the watchdog recorded"
+                # A capture we did not make still counts: on a single-capture provider
+                # (JPMMPS, Flitt) it leaves nothing open, and the row must say so.
+                values["capture_count"] = auth.capture_count + 1
+            if auth.state is State.AUTHORIZED:
+                new_state = State.PARTIALLY_CAPTURED
+        return Reconciliation(values, new_state, drift)
     if snap.state is ProviderState.CANCELED:
         if auth.captured_amount > 0:
             return Reconciliation(values, State.CAPTURED, None)
-        if not auth.state.is_in_flight:
+        if auth.state is not State.CANCELING:
             drift = "provider reports the authorization cancelled, but the watchdog never cancelled it"
         return Reconciliation(values, State.CANCELED, drift)
     if snap.state is ProviderState.EXPIRED:

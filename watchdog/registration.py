@@ -77,13 +77,15 @@ def _amount(value: Any, field: str, allow_none: bool = False) -> int | None:
     if isinstance(value, bool):
         raise ValidationError(field, "must be an integer number of minor units")
     if isinstance(value, str):
-        if not re.fullmatch(r"\d+", value.strip()):
+        if not re.fullmatch(r"[0-9]+", value.strip()):
             raise ValidationError(field, f"{value!r} is not an integer number of minor units")
         value = int(value.strip())
     if isinstance(value, float):
-        if not value.is_integer():
-            raise ValidationError(field, f"{value!r} is not whole minor units")
-        value = int(value)
+        # Even 1820.0 is refused: a float is how major units arrive (18.0 meaning GBP 18.00
+        # would silently become 18 pence), and floats do not carry money exactly.
+        raise ValidationError(
+            field, f"{value!r} is a decimal number; give an integer number of minor units"
+        )
     if not isinstance(value, int):
         raise ValidationError(field, "must be an integer number of minor units")
     if value <= 0:

@@ -1,4 +1,4 @@
-"""Wiring: config -> engine, HTTP client, adapters, scanner. Shared by ``scan``, ``run`` and tests."""
+"""Wiring: config -> engine, HTTP client, adapters, scanner; shared by ``scan`` and ``run``."""
 
 from __future__ import annotations
 
@@ -72,15 +72,20 @@ class Runtime:
 
 @asynccontextmanager
 async def scanner_runtime(
-    config: Config, engine: Engine, clock: Clock = SYSTEM_CLOCK, worker: str | None = None,
+    config: Config,
+    engine: Engine,
+    clock: Clock = SYSTEM_CLOCK,
+    worker: str | None = None,
 ) -> AsyncIterator[Runtime]:
     """A scanner with its HTTP client; closes the client on exit."""
     client = make_http_client(max_connections=max(64, config.scheduler.concurrency * 2))
     try:
         adapters, problems = configured_adapters(config, client)
         for name, why in problems.items():
-            log.info("provider unusable", extra={"action": "provider:unusable", "provider": name,
-                                                 "reason": why})
+            log.info(
+                "provider unusable",
+                extra={"action": "provider:unusable", "provider": name, "reason": why},
+            )
         scanner = Scanner(engine, config, adapters, clock, worker or process_actor())
         yield Runtime(scanner, client, problems)
     finally:

@@ -92,8 +92,11 @@ class Scanner:
         try:
             while not self._stopping:
                 rows = store.claim_due(
-                    self.engine, self.worker, self.clock.now(),
-                    self.config.scheduler.lease, self.config.scheduler.batch_size,
+                    self.engine,
+                    self.worker,
+                    self.clock.now(),
+                    self.config.scheduler.lease,
+                    self.config.scheduler.batch_size,
                 )
                 fresh = [r for r in rows if r.id not in seen]
                 for row in rows:
@@ -126,9 +129,13 @@ class Scanner:
                     return
                 report.count(decision.step.value)
                 log.info(
-                    "step", extra={"action": f"scan:{decision.step.value}",
-                                   "authorization_id": row.id, "provider": row.provider,
-                                   "reason": decision.reason}
+                    "step",
+                    extra={
+                        "action": f"scan:{decision.step.value}",
+                        "authorization_id": row.id,
+                        "provider": row.provider,
+                        "reason": decision.reason,
+                    },
                 )
                 if not await self._execute(row, decision, now):
                     return
@@ -138,14 +145,18 @@ class Scanner:
             self._audit_late_write(row, exc)
         except Exception:
             report.errors += 1
-            log.exception("row failed", extra={"action": "scan:row:error", "authorization_id": row.id})
+            log.exception(
+                "row failed", extra={"action": "scan:row:error", "authorization_id": row.id}
+            )
             self._release(row)
 
     def _decide(self, row: Authorization, now: dt.datetime) -> Decision:
         provider = ProviderName(row.provider)
         return plan(
-            store.snapshot(row), store.rules_for(self.config, provider),
-            self.config.policy_for(provider), now,
+            store.snapshot(row),
+            store.rules_for(self.config, provider),
+            self.config.policy_for(provider),
+            now,
         )
 
     async def _execute(self, row: Authorization, decision: Decision, now: dt.datetime) -> bool:
@@ -179,11 +190,14 @@ class Scanner:
             return None
         settings = self.config.provider(ProviderName(row.provider))
         result = await with_retries(
-            lambda: adapter.status(self._ref(row)), settings.retry_attempts,
-            settings.retry_backoff, self.sleep,
+            lambda: adapter.status(self._ref(row)),
+            settings.retry_attempts,
+            settings.retry_backoff,
+            self.sleep,
         )
-        self._audit(row, "scan:status:read", outcome=result.outcome.value,
-                    detail=_result_detail(result))
+        self._audit(
+            row, "scan:status:read", outcome=result.outcome.value, detail=_result_detail(result)
+        )
         return result
 
     async def _sync(self, row: Authorization) -> ProviderResult | None:
@@ -193,16 +207,23 @@ class Scanner:
         if result is None or result.snapshot is None:
             with self._tx() as session:
                 store.guarded_update(
-                    session, row, [State(row.state)],
-                    {"last_synced_at": now, "updated_at": now,
-                     "last_error": result.describe() if result else "provider not configured"},
+                    session,
+                    row,
+                    [State(row.state)],
+                    {
+                        "last_synced_at": now,
+                        "updated_at": now,
+                        "last_error": result.describe() if result else "provider not configured",
+                    },
                     worker=self.worker,
                 )
             return result
         self._apply_reconciliation(row, result, now)
         return result
 
-    def _apply_reconciliation(self, row: Authorization, result: ProviderResult, now: dt.datetime) -> None:
+    def _apply_reconciliation(
+        self, row: Authorization, result: ProviderResult, now: dt.datetime
+    ) -> None:
         snap = store.snapshot(row)
         rec = reconcile(snap, result, now)
         values = dict(rec.values, updated_at=now)
@@ -213,31 +234,61 @@ class Scanner:
                 values["state"] = rec.new_state.value
                 if rec.new_state.is_final or rec.new_state is State.NEEDS_ATTENTION:
                     values["instruction"] = None
-                events.append(self._event(row, "scan:sync:state", state_to=rec.new_state.value,
-                                          detail={"provider_state": result.snapshot.raw_state
-                                                  if result.snapshot else None,
-                                                  "drift": rec.drift, "attention": rec.attention}))
+                events.append(
+                    self._event(
+                        row,
+                        "scan:sync:state",
+                        state_to=rec.new_state.value,
+                        detail={
+                            "provider_state": result.snapshot.raw_state
+                            if result.snapshot
+                            else None,
+                            "drift": rec.drift,
+                            "attention": rec.attention,
+                        },
+                    )
+                )
             store.guarded_update(session, row, [State(row.state)], values, worker=self.worker)
             self._replan(session, row, now)
             if row.deadline < old_deadline:
-                events.append(self._event(
-                    row, "scan:deadline:earlier",
-                    detail={"was": old_deadline.isoformat(), "now": row.deadline.isoformat(),
-                            "source": row.deadline_source},
-                ))
+                events.append(
+                    self._event(
+                        row,
+                        "scan:deadline:earlier",
+                        detail={
+                            "was": old_deadline.isoformat(),
+                            "now": row.deadline.isoformat(),
+                            "source": row.deadline_source,
+                        },
+                    )
+                )
             audit.append(session, events, now)
             if rec.drift:
-                raise_alert(session, AlertKind.NEEDS_ATTENTION if rec.new_state is None else
-                            _drift_kind(rec.new_state), Severity.CRITICAL
-                            if rec.new_state is State.EXPIRED else Severity.WARNING,
-                            f"{row.provider} {row.order_id}: {rec.drift}",
-                            alert_details(row, rec.drift, self.config.zone), now, self.worker,
-                            authorization_id=row.id, provider=row.provider)
+                raise_alert(
+                    session,
+                    AlertKind.NEEDS_ATTENTION
+                    if rec.new_state is None
+                    else _drift_kind(rec.new_state),
+                    Severity.CRITICAL if rec.new_state is State.EXPIRED else Severity.WARNING,
+                    f"{row.provider} {row.order_id}: {rec.drift}",
+                    alert_details(row, rec.drift, self.config.zone),
+                    now,
+                    self.worker,
+                    authorization_id=row.id,
+                    provider=row.provider,
+                )
             if rec.attention:
-                raise_alert(session, AlertKind.NEEDS_ATTENTION, Severity.CRITICAL,
-                            f"{row.provider} {row.order_id}: {rec.attention}",
-                            alert_details(row, rec.attention, self.config.zone), now,
-                            self.worker, authorization_id=row.id, provider=row.provider)
+                raise_alert(
+                    session,
+                    AlertKind.NEEDS_ATTENTION,
+                    Severity.CRITICAL,
+                    f"{row.provider} {row.order_id}: {rec.attention}",
+                    alert_details(row, rec.attention, self.config.zone),
+                    now,
+                    self.worker,
+                    authorization_id=row.id,
+                    provider=row.provider,
+                )
             if State(row.state) in (State.CAPTURED, State.CANCELED):
                 resolve_alerts(session, row.id, now, self.worker, f"provider reports {row.state}")
 
@@ -246,17 +297,38 @@ class Scanner:
         kind = AlertKind.DEADLINE_CRITICAL if critical else AlertKind.DEADLINE_APPROACHING
         stage = AlertStage.CRITICAL if critical else AlertStage.APPROACHING
         left = row.deadline - now
-        summary = (f"{row.provider} order {row.order_id}: {row.amount - row.captured_amount} "
-                   f"{row.currency} still open, deadline in {_human(left)}")
+        summary = (
+            f"{row.provider} order {row.order_id}: {row.amount - row.captured_amount} "
+            f"{row.currency} still open, deadline in {_human(left)}"
+        )
         with self._tx() as session:
-            store.guarded_update(session, row, [State(row.state)],
-                                 {"alert_stage": int(stage), "updated_at": now}, worker=self.worker)
-            raise_alert(session, kind, Severity.CRITICAL if critical else Severity.WARNING, summary,
-                        alert_details(row, decision.reason, self.config.zone), now, self.worker,
-                        authorization_id=row.id, provider=row.provider)
+            store.guarded_update(
+                session,
+                row,
+                [State(row.state)],
+                {"alert_stage": int(stage), "updated_at": now},
+                worker=self.worker,
+            )
+            raise_alert(
+                session,
+                kind,
+                Severity.CRITICAL if critical else Severity.WARNING,
+                summary,
+                alert_details(row, decision.reason, self.config.zone),
+                now,
+                self.worker,
+                authorization_id=row.id,
+                provider=row.provider,
+            )
             if critical:
-                resolve_alerts(session, row.id, now, self.worker, "escalated to critical",
-                               kinds=[AlertKind.DEADLINE_APPROACHING])
+                resolve_alerts(
+                    session,
+                    row.id,
+                    now,
+                    self.worker,
+                    "escalated to critical",
+                    kinds=[AlertKind.DEADLINE_APPROACHING],
+                )
             self._replan(session, row, now)
 
     async def _expire(self, row: Authorization, decision: Decision) -> None:
@@ -269,19 +341,41 @@ class Scanner:
                 return
         with self._tx() as session:
             store.guarded_update(
-                session, row, [State(row.state)],
-                {"state": State.EXPIRED.value, "next_action_at": None, "instruction": None,
-                 "updated_at": now},
+                session,
+                row,
+                [State(row.state)],
+                {
+                    "state": State.EXPIRED.value,
+                    "next_action_at": None,
+                    "instruction": None,
+                    "updated_at": now,
+                },
                 worker=self.worker,
             )
-            audit.append(session, [self._event(row, "scan:authorization:expire",
-                                               state_to=State.EXPIRED.value,
-                                               detail={"reason": decision.reason})], now)
-            raise_alert(session, AlertKind.AUTHORIZATION_EXPIRED, Severity.CRITICAL,
-                        f"{row.provider} order {row.order_id}: authorization lost "
-                        f"({row.amount - row.captured_amount} {row.currency} never captured)",
-                        alert_details(row, decision.reason, self.config.zone), now, self.worker,
-                        authorization_id=row.id, provider=row.provider)
+            audit.append(
+                session,
+                [
+                    self._event(
+                        row,
+                        "scan:authorization:expire",
+                        state_to=State.EXPIRED.value,
+                        detail={"reason": decision.reason},
+                    )
+                ],
+                now,
+            )
+            raise_alert(
+                session,
+                AlertKind.AUTHORIZATION_EXPIRED,
+                Severity.CRITICAL,
+                f"{row.provider} order {row.order_id}: authorization lost "
+                f"({row.amount - row.captured_amount} {row.currency} never captured)",
+                alert_details(row, decision.reason, self.config.zone),
+                now,
+                self.worker,
+                authorization_id=row.id,
+                provider=row.provider,
+            )
             resolve_alerts(session, row.id, now, self.worker, "superseded by authorization_expired")
 
     # ------------------------------------------------------------------ money
@@ -294,8 +388,10 @@ class Scanner:
             return False
         before = await self._sync(row)
         if before is None or before.snapshot is None:
-            self._defer(row, f"status read failed before {kind}: "
-                        f"{before.describe() if before else 'no answer'}")
+            self._defer(
+                row,
+                f"status read failed before {kind}: {before.describe() if before else 'no answer'}",
+            )
             return False
         now = self.clock.now()
         fresh = self._decide(row, now)
@@ -313,46 +409,83 @@ class Scanner:
         seq = row.capture_count + 1 if kind is ActionKind.CAPTURE else 1
         settings = self.config.provider(ProviderName(row.provider))
         recovery_after = dt.timedelta(
-            seconds=(settings.connect_timeout + settings.read_timeout) * (settings.retry_attempts + 1)
+            seconds=(settings.connect_timeout + settings.read_timeout)
+            * (settings.retry_attempts + 1)
         )
         with self._tx() as session:
             action: Action | None = session.execute(
-                select(Action).where(
-                    Action.authorization_id == row.id, Action.kind == kind.value,
-                    Action.seq == seq, Action.status == "retryable",
-                ).order_by(Action.attempt.desc()).limit(1)
+                select(Action)
+                .where(
+                    Action.authorization_id == row.id,
+                    Action.kind == kind.value,
+                    Action.seq == seq,
+                    Action.status == "retryable",
+                )
+                .order_by(Action.attempt.desc())
+                .limit(1)
             ).scalar_one_or_none()
             if action is None or action.amount != decision.amount:
                 attempt = session.execute(
-                    select(Action.attempt).where(
-                        Action.authorization_id == row.id, Action.kind == kind.value,
+                    select(Action.attempt)
+                    .where(
+                        Action.authorization_id == row.id,
+                        Action.kind == kind.value,
                         Action.seq == seq,
-                    ).order_by(Action.attempt.desc()).limit(1)
+                    )
+                    .order_by(Action.attempt.desc())
+                    .limit(1)
                 ).scalar_one_or_none()
                 attempt = 1 if attempt is None else attempt + 1
                 action = Action(
-                    authorization_id=row.id, kind=kind.value, seq=seq, attempt=attempt,
+                    authorization_id=row.id,
+                    kind=kind.value,
+                    seq=seq,
+                    attempt=attempt,
                     idempotency_key=idempotency_key(row.id, kind, seq, attempt),
-                    amount=decision.amount, final=decision.final, status="pending", sends=0,
-                    recoveries=0, actor=self.worker, created_at=now,
+                    amount=decision.amount,
+                    final=decision.final,
+                    status="pending",
+                    sends=0,
+                    recoveries=0,
+                    actor=self.worker,
+                    created_at=now,
                 )
                 session.add(action)
             else:
                 action.status = "pending"
             store.guarded_update(
-                session, row, OPEN,
-                {"state": in_flight.value, "next_action_at": now + recovery_after,
-                 "updated_at": now},
+                session,
+                row,
+                OPEN,
+                {
+                    "state": in_flight.value,
+                    "next_action_at": now + recovery_after,
+                    "updated_at": now,
+                },
                 worker=self.worker,
             )
             session.flush()
-            audit.append(session, [self._event(
-                row, f"scan:{kind.value}:intent", amount=decision.amount,
-                key=action.idempotency_key, state_to=in_flight.value,
-                detail={"reason": decision.reason, "deadline": row.deadline.isoformat(),
-                        "deadline_source": row.deadline_source, "final": decision.final,
-                        "attempt": action.attempt, "seq": seq},
-            )], now)
+            audit.append(
+                session,
+                [
+                    self._event(
+                        row,
+                        f"scan:{kind.value}:intent",
+                        amount=decision.amount,
+                        key=action.idempotency_key,
+                        state_to=in_flight.value,
+                        detail={
+                            "reason": decision.reason,
+                            "deadline": row.deadline.isoformat(),
+                            "deadline_source": row.deadline_source,
+                            "final": decision.final,
+                            "attempt": action.attempt,
+                            "seq": seq,
+                        },
+                    )
+                ],
+                now,
+            )
         return action
 
     async def _send(self, row: Authorization, action: Action, adapter: ProviderAdapter) -> bool:
@@ -367,13 +500,17 @@ class Scanner:
         async def call() -> ProviderResult:
             if kind is ActionKind.CAPTURE:
                 assert action.amount is not None
-                return await adapter.capture(ref, action.amount, action.idempotency_key,
-                                             final=action.final)
+                return await adapter.capture(
+                    ref, action.amount, action.idempotency_key, final=action.final
+                )
             return await adapter.cancel(ref, action.idempotency_key)
 
         faultpoints.checkpoint("after_send")
         result = await with_retries(
-            call, settings.retry_attempts, settings.retry_backoff, self.sleep,
+            call,
+            settings.retry_attempts,
+            settings.retry_backoff,
+            self.sleep,
             deadline_guard=lambda: self.clock.now() < guard_at,
         )
         faultpoints.checkpoint("after_provider")
@@ -407,32 +544,60 @@ class Scanner:
                 db_action.status = "retryable"
                 attempts = row.attempts + 1
                 values.update(
-                    state=self._prior_state(row).value, attempts=attempts,
+                    state=self._prior_state(row).value,
+                    attempts=attempts,
                     not_before=now + _backoff(attempts, result.retry_after),
                     last_error=result.describe(),
                 )
                 if attempts >= FAILURES_BEFORE_ALERT:
-                    alert = (AlertKind.ACTION_FAILED, Severity.WARNING,
-                             f"{kind} keeps failing: {result.describe()}")
+                    alert = (
+                        AlertKind.ACTION_FAILED,
+                        Severity.WARNING,
+                        f"{kind} keeps failing: {result.describe()}",
+                    )
             else:
                 db_action.status = "rejected"
                 db_action.completed_at = now
-                values.update(state=State.NEEDS_ATTENTION.value, instruction=None,
-                              last_error=result.describe())
-                alert = (AlertKind.ACTION_FAILED, Severity.CRITICAL,
-                         f"{kind} rejected: {result.describe()}")
+                values.update(
+                    state=State.NEEDS_ATTENTION.value,
+                    instruction=None,
+                    last_error=result.describe(),
+                )
+                alert = (
+                    AlertKind.ACTION_FAILED,
+                    Severity.CRITICAL,
+                    f"{kind} rejected: {result.describe()}",
+                )
             store.guarded_update(session, row, [in_flight], values, worker=self.worker)
             self._replan(session, row, now)
-            audit.append(session, [self._event(
-                row, f"scan:{kind.value}:outcome", amount=action.amount,
-                key=action.idempotency_key, state_from=in_flight.value, state_to=row.state,
-                outcome=result.outcome.value, detail=detail,
-            )], now)
+            audit.append(
+                session,
+                [
+                    self._event(
+                        row,
+                        f"scan:{kind.value}:outcome",
+                        amount=action.amount,
+                        key=action.idempotency_key,
+                        state_from=in_flight.value,
+                        state_to=row.state,
+                        outcome=result.outcome.value,
+                        detail=detail,
+                    )
+                ],
+                now,
+            )
             if alert is not None:
-                raise_alert(session, alert[0], alert[1],
-                            f"{row.provider} order {row.order_id}: {alert[2]}",
-                            alert_details(row, alert[2], self.config.zone), now, self.worker,
-                            authorization_id=row.id, provider=row.provider)
+                raise_alert(
+                    session,
+                    alert[0],
+                    alert[1],
+                    f"{row.provider} order {row.order_id}: {alert[2]}",
+                    alert_details(row, alert[2], self.config.zone),
+                    now,
+                    self.worker,
+                    authorization_id=row.id,
+                    provider=row.provider,
+                )
             if State(row.state).is_final:
                 resolve_alerts(session, row.id, now, self.worker, f"{row.state} by the watchdog")
 
@@ -446,13 +611,16 @@ class Scanner:
         captured = min(row.amount, row.captured_amount + amount)
         # A remainder stays open after a partial capture unless this was a final capture at a
         # provider that releases it by itself; an open remainder is captured or voided later.
-        remainder_open = captured < row.amount and rules.multiple_captures and (
-            not action.final or not rules.partial_releases_remainder
+        remainder_open = (
+            captured < row.amount
+            and rules.multiple_captures
+            and (not action.final or not rules.partial_releases_remainder)
         )
         more_possible = remainder_open
         state = State.PARTIALLY_CAPTURED if more_possible else State.CAPTURED
         values: dict[str, Any] = {
-            "state": state.value, "captured_amount": captured,
+            "state": state.value,
+            "captured_amount": captured,
             "capture_count": row.capture_count + 1,
         }
         if row.provider_open_amount is not None:
@@ -466,34 +634,58 @@ class Scanner:
         """An in-flight intent has no outcome: ask the provider, then record or resend."""
         with Session(self.engine) as session:
             action = session.execute(
-                select(Action).where(Action.authorization_id == row.id,
-                                     Action.status.in_(["pending", "unknown"]))
-                .order_by(Action.id.desc()).limit(1)
+                select(Action)
+                .where(Action.authorization_id == row.id, Action.status.in_(["pending", "unknown"]))
+                .order_by(Action.id.desc())
+                .limit(1)
             ).scalar_one_or_none()
         adapter = self._adapter(row)
         if action is None or adapter is None:
-            self._needs_attention(row, None, "in-flight state without an open intent"
-                                  if action is None else "provider not configured")
+            self._needs_attention(
+                row,
+                None,
+                "in-flight state without an open intent"
+                if action is None
+                else "provider not configured",
+            )
             return False
         result = await self._status(row)
         now = self.clock.now()
         snap = result.snapshot if result is not None else None
-        present = effect_present(store.snapshot(row), ActionKind(action.kind), action.amount, snap) \
-            if snap is not None else None
-        self._audit(row, f"recovery:{action.kind}:check", key=action.idempotency_key,
-                    outcome={True: "present", False: "absent", None: "unknown"}[present],
-                    detail={"status": _result_detail(result) if result else None})
+        present = (
+            effect_present(store.snapshot(row), ActionKind(action.kind), action.amount, snap)
+            if snap is not None
+            else None
+        )
+        self._audit(
+            row,
+            f"recovery:{action.kind}:check",
+            key=action.idempotency_key,
+            outcome={True: "present", False: "absent", None: "unknown"}[present],
+            detail={"status": _result_detail(result) if result else None},
+        )
         if present is True:
-            self._record_outcome(row, action, ProviderResult(
-                Outcome.ALREADY_DONE, action.kind, ProviderName(row.provider),
-                message="effect found at the provider during recovery"))
+            self._record_outcome(
+                row,
+                action,
+                ProviderResult(
+                    Outcome.ALREADY_DONE,
+                    action.kind,
+                    ProviderName(row.provider),
+                    message="effect found at the provider during recovery",
+                ),
+            )
             return True
         if present is False:
             if now >= self._timeline(row).guard_at:
                 self._outcome_too_late(row, action)
                 return True
-            self._audit(row, f"recovery:{action.kind}:resend", key=action.idempotency_key,
-                        amount=action.amount)
+            self._audit(
+                row,
+                f"recovery:{action.kind}:resend",
+                key=action.idempotency_key,
+                amount=action.amount,
+            )
             return await self._send(row, action, adapter)
         # Still cannot tell.
         if action.recoveries + 1 >= MAX_RECOVERIES or now >= self._timeline(row).guard_at:
@@ -505,9 +697,18 @@ class Scanner:
             db_action.recoveries += 1
             delay = _backoff(db_action.recoveries, None)
             next_at = min(now + delay, self._timeline(row).guard_at)
-            store.guarded_update(session, row, [State(row.state)],
-                                 {"next_action_at": next_at, "claimed_by": None,
-                                  "claimed_until": None, "updated_at": now}, worker=self.worker)
+            store.guarded_update(
+                session,
+                row,
+                [State(row.state)],
+                {
+                    "next_action_at": next_at,
+                    "claimed_by": None,
+                    "claimed_until": None,
+                    "updated_at": now,
+                },
+                worker=self.worker,
+            )
         return False
 
     def _outcome_too_late(self, row: Authorization, action: Action) -> None:
@@ -517,18 +718,38 @@ class Scanner:
             assert db_action is not None
             db_action.status = "abandoned"
             db_action.completed_at = now
-            store.guarded_update(session, row, [State(row.state)],
-                                 {"state": State.EXPIRED.value, "next_action_at": None,
-                                  "updated_at": now}, worker=self.worker)
-            audit.append(session, [self._event(row, f"scan:{action.kind}:abandon",
-                                               key=action.idempotency_key,
-                                               state_to=State.EXPIRED.value,
-                                               detail={"reason": "deadline guard reached"})], now)
-            raise_alert(session, AlertKind.AUTHORIZATION_EXPIRED, Severity.CRITICAL,
-                        f"{row.provider} order {row.order_id}: deadline guard reached before "
-                        f"the {action.kind} could be confirmed",
-                        alert_details(row, f"{action.kind} not sent: too late", self.config.zone),
-                        now, self.worker, authorization_id=row.id, provider=row.provider)
+            store.guarded_update(
+                session,
+                row,
+                [State(row.state)],
+                {"state": State.EXPIRED.value, "next_action_at": None, "updated_at": now},
+                worker=self.worker,
+            )
+            audit.append(
+                session,
+                [
+                    self._event(
+                        row,
+                        f"scan:{action.kind}:abandon",
+                        key=action.idempotency_key,
+                        state_to=State.EXPIRED.value,
+                        detail={"reason": "deadline guard reached"},
+                    )
+                ],
+                now,
+            )
+            raise_alert(
+                session,
+                AlertKind.AUTHORIZATION_EXPIRED,
+                Severity.CRITICAL,
+                f"{row.provider} order {row.order_id}: deadline guard reached before "
+                f"the {action.kind} could be confirmed",
+                alert_details(row, f"{action.kind} not sent: too late", self.config.zone),
+                now,
+                self.worker,
+                authorization_id=row.id,
+                provider=row.provider,
+            )
 
     def _needs_attention(self, row: Authorization, action: Action | None, why: str) -> None:
         now = self.clock.now()
@@ -537,17 +758,38 @@ class Scanner:
                 db_action = session.get(Action, action.id)
                 assert db_action is not None
                 db_action.status = "unknown"
-            store.guarded_update(session, row, [State(row.state)],
-                                 {"state": State.NEEDS_ATTENTION.value, "last_error": why,
-                                  "updated_at": now}, worker=self.worker)
+            store.guarded_update(
+                session,
+                row,
+                [State(row.state)],
+                {"state": State.NEEDS_ATTENTION.value, "last_error": why, "updated_at": now},
+                worker=self.worker,
+            )
             self._replan(session, row, now)
-            audit.append(session, [self._event(
-                row, "scan:authorization:needs_attention", state_to=State.NEEDS_ATTENTION.value,
-                key=action.idempotency_key if action else None, detail={"reason": why})], now)
-            raise_alert(session, AlertKind.NEEDS_ATTENTION, Severity.CRITICAL,
-                        f"{row.provider} order {row.order_id}: {why}",
-                        alert_details(row, why, self.config.zone), now, self.worker,
-                        authorization_id=row.id, provider=row.provider)
+            audit.append(
+                session,
+                [
+                    self._event(
+                        row,
+                        "scan:authorization:needs_attention",
+                        state_to=State.NEEDS_ATTENTION.value,
+                        key=action.idempotency_key if action else None,
+                        detail={"reason": why},
+                    )
+                ],
+                now,
+            )
+            raise_alert(
+                session,
+                AlertKind.NEEDS_ATTENTION,
+                Severity.CRITICAL,
+                f"{row.provider} order {row.order_id}: {why}",
+                alert_details(row, why, self.config.zone),
+                now,
+                self.worker,
+                authorization_id=row.id,
+                provider=row.provider,
+            )
             store.release(session, row, self.worker)
 
     def _not_configured(self, row: Authorization) -> None:
@@ -557,25 +799,45 @@ class Scanner:
         now = self.clock.now()
         attempts = row.attempts + 1
         with self._tx() as session:
-            store.guarded_update(session, row, [State(row.state)],
-                                 {"attempts": attempts, "not_before": now + _backoff(attempts, None),
-                                  "last_error": why, "updated_at": now}, worker=self.worker)
+            store.guarded_update(
+                session,
+                row,
+                [State(row.state)],
+                {
+                    "attempts": attempts,
+                    "not_before": now + _backoff(attempts, None),
+                    "last_error": why,
+                    "updated_at": now,
+                },
+                worker=self.worker,
+            )
             self._replan(session, row, now)
-            audit.append(session, [self._event(row, "scan:action:defer", detail={"reason": why})],
-                         now)
+            audit.append(
+                session, [self._event(row, "scan:action:defer", detail={"reason": why})], now
+            )
             if attempts >= FAILURES_BEFORE_ALERT:
-                raise_alert(session, AlertKind.ACTION_FAILED, Severity.WARNING,
-                            f"{row.provider} order {row.order_id}: {why}",
-                            alert_details(row, why, self.config.zone), now, self.worker,
-                            authorization_id=row.id, provider=row.provider)
+                raise_alert(
+                    session,
+                    AlertKind.ACTION_FAILED,
+                    Severity.WARNING,
+                    f"{row.provider} order {row.order_id}: {why}",
+                    alert_details(row, why, self.config.zone),
+                    now,
+                    self.worker,
+                    authorization_id=row.id,
+                    provider=row.provider,
+                )
             store.release(session, row, self.worker)
 
     # ------------------------------------------------------------------ helpers
 
     def _timeline(self, row: Authorization) -> Any:
         provider = ProviderName(row.provider)
-        return timeline(store.snapshot(row), store.rules_for(self.config, provider),
-                        self.config.policy_for(provider))
+        return timeline(
+            store.snapshot(row),
+            store.rules_for(self.config, provider),
+            self.config.policy_for(provider),
+        )
 
     def _replan(self, session: Session, row: Authorization, now: dt.datetime) -> None:
         values = store.replan_values(store.snapshot(row), self.config, now)
@@ -587,9 +849,14 @@ class Scanner:
         now = self.clock.now()
         with self._tx() as session:
             store.guarded_update(
-                session, row, [State(row.state)],
-                {"next_action_at": decision.next_action_at, "claimed_by": None,
-                 "claimed_until": None},
+                session,
+                row,
+                [State(row.state)],
+                {
+                    "next_action_at": decision.next_action_at,
+                    "claimed_by": None,
+                    "claimed_until": None,
+                },
                 worker=self.worker,
             )
             _ = now
@@ -604,14 +871,30 @@ class Scanner:
         return transaction(self.engine)
 
     def _event(
-        self, row: Authorization, event: str, *, amount: int | None = None,
-        key: str | None = None, state_from: str | None = None, state_to: str | None = None,
-        outcome: str | None = None, detail: dict[str, Any] | None = None,
+        self,
+        row: Authorization,
+        event: str,
+        *,
+        amount: int | None = None,
+        key: str | None = None,
+        state_from: str | None = None,
+        state_to: str | None = None,
+        outcome: str | None = None,
+        detail: dict[str, Any] | None = None,
     ) -> AuditEvent:
         return AuditEvent(
-            event=event, actor=self.worker, authorization_id=row.id, provider=row.provider,
-            order_id=row.order_id, amount=amount, currency=row.currency, idempotency_key=key,
-            state_from=state_from, state_to=state_to, outcome=outcome, detail=detail or {},
+            event=event,
+            actor=self.worker,
+            authorization_id=row.id,
+            provider=row.provider,
+            order_id=row.order_id,
+            amount=amount,
+            currency=row.currency,
+            idempotency_key=key,
+            state_from=state_from,
+            state_to=state_to,
+            outcome=outcome,
+            detail=detail or {},
         )
 
     def _audit(self, row: Authorization, event: str, **kwargs: Any) -> None:
@@ -620,15 +903,23 @@ class Scanner:
             audit.append(session, [self._event(row, event, **kwargs)], now)
 
     def _audit_late_write(self, row: Authorization, exc: TransitionError) -> None:
-        log.warning("late write refused", extra={"action": "scan:write:refused",
-                                                 "authorization_id": row.id, "reason": exc.reason})
-        self._audit(row, "scan:write:refused", detail={"reason": exc.reason,
-                                                       "generation": row.generation})
+        log.warning(
+            "late write refused",
+            extra={
+                "action": "scan:write:refused",
+                "authorization_id": row.id,
+                "reason": exc.reason,
+            },
+        )
+        self._audit(
+            row, "scan:write:refused", detail={"reason": exc.reason, "generation": row.generation}
+        )
 
     def _record_pass_start(self, now: dt.datetime) -> int:
         with self._tx() as session:
-            record = Pass(worker=self.worker, started_at=now, processed=0, failed=0, ok=False,
-                          dry_run=False)
+            record = Pass(
+                worker=self.worker, started_at=now, processed=0, failed=0, ok=False, dry_run=False
+            )
             session.add(record)
             session.flush()
             return record.id
@@ -680,5 +971,3 @@ def _result_detail(result: ProviderResult) -> dict[str, Any]:
         "expires_at": snap.expires_at.isoformat() if snap and snap.expires_at else None,
         "raw": result.raw,
     }
-
-

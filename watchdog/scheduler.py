@@ -28,8 +28,13 @@ log = logging.getLogger("watchdog.daemon")
 class Daemon:
     """One long-running worker process."""
 
-    def __init__(self, config: Config, engine: Engine, clock: Clock = SYSTEM_CLOCK,
-                 max_passes: int | None = None) -> None:
+    def __init__(
+        self,
+        config: Config,
+        engine: Engine,
+        clock: Clock = SYSTEM_CLOCK,
+        max_passes: int | None = None,
+    ) -> None:
         self.config = config
         self.engine = engine
         self.clock = clock
@@ -62,35 +67,51 @@ class Daemon:
                     try:
                         report = await scanner.run_pass()
                     except OperationalError as exc:
-                        log.warning("database unavailable; will retry next tick",
-                                    extra={"action": "daemon:db_unavailable",
-                                           "error": str(exc).splitlines()[0]})
+                        log.warning(
+                            "database unavailable; will retry next tick",
+                            extra={
+                                "action": "daemon:db_unavailable",
+                                "error": str(exc).splitlines()[0],
+                            },
+                        )
                         self.engine.dispose()
                         return
                     self.passes += 1
                     self.last_ok = self.clock.now()
-                    log.info(report.summary(), extra={"action": "scan:pass",
-                                                      "claimed": report.claimed,
-                                                      "errors": report.errors})
+                    log.info(
+                        report.summary(),
+                        extra={
+                            "action": "scan:pass",
+                            "claimed": report.claimed,
+                            "errors": report.errors,
+                        },
+                    )
                     if self.max_passes is not None and self.passes >= self.max_passes:
                         self._done.set()
 
             scheduler = AsyncIOScheduler(timezone=dt.UTC)
             interval = self.config.scheduler.scan_interval.total_seconds()
             scheduler.add_job(
-                tick, IntervalTrigger(seconds=interval, timezone=dt.UTC), id="scan",
-                coalesce=True, max_instances=1,
+                tick,
+                IntervalTrigger(seconds=interval, timezone=dt.UTC),
+                id="scan",
+                coalesce=True,
+                max_instances=1,
                 misfire_grace_time=int(self.config.scheduler.misfire_grace.total_seconds()),
                 next_run_time=dt.datetime.now(dt.UTC),
             )
             heartbeat = systemd.watchdog_interval()
             if heartbeat:
-                scheduler.add_job(self._heartbeat, IntervalTrigger(seconds=heartbeat),
-                                  id="heartbeat", coalesce=True, max_instances=1)
+                scheduler.add_job(
+                    self._heartbeat,
+                    IntervalTrigger(seconds=heartbeat),
+                    id="heartbeat",
+                    coalesce=True,
+                    max_instances=1,
+                )
             scheduler.start()
             systemd.notify("READY=1")
-            log.info("started", extra={"action": "daemon:start",
-                                       "scan_interval": interval})
+            log.info("started", extra={"action": "daemon:start", "scan_interval": interval})
             try:
                 await self._done.wait()
                 try:
@@ -99,9 +120,11 @@ class Daemon:
                         self.config.scheduler.stop_timeout.total_seconds(),
                     )
                 except TimeoutError:
-                    log.warning("pass did not finish within stop_timeout; in-flight intents "
-                                "will be recovered on the next start",
-                                extra={"action": "daemon:stop_timeout"})
+                    log.warning(
+                        "pass did not finish within stop_timeout; in-flight intents "
+                        "will be recovered on the next start",
+                        extra={"action": "daemon:stop_timeout"},
+                    )
             finally:
                 scheduler.shutdown(wait=False)
         return 0

@@ -46,9 +46,7 @@ PROVIDER_SECRET_VARIABLES: dict[str, tuple[str, ...]] = {
 }
 
 
-def read_secret(
-    name: str, environ: Mapping[str, str] | None = None
-) -> Secret | None:
+def read_secret(name: str, environ: Mapping[str, str] | None = None) -> Secret | None:
     """Look ``name`` up in the environment, then in ``$CREDENTIALS_DIRECTORY/name`` (systemd)."""
     env = os.environ if environ is None else environ
     value = env.get(name)

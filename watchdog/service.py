@@ -34,7 +34,10 @@ def open_engine(config: Config) -> Engine:
 
 
 def register(
-    engine: Engine, config: Config, data: Mapping[str, Any], actor: str,
+    engine: Engine,
+    config: Config,
+    data: Mapping[str, Any],
+    actor: str,
     clock: Clock = SYSTEM_CLOCK,
 ) -> Registered:
     """Validate and store one authorization (idempotent when identical)."""
@@ -53,15 +56,20 @@ class ImportReport:
 
 
 def import_file(
-    engine: Engine, config: Config, path: Path, actor: str, fmt: str | None = None,
-    clock: Clock = SYSTEM_CLOCK, batch: int = 500,
+    engine: Engine,
+    config: Config,
+    path: Path,
+    actor: str,
+    fmt: str | None = None,
+    clock: Clock = SYSTEM_CLOCK,
+    batch: int = 500,
 ) -> ImportReport:
     """Store every valid row of ``path`` and report every rejected one."""
     parsed = parse_file(path, fmt)
     report = ImportReport(rejections=list(parsed.rejections))
     records = parsed.records
     for start in range(0, len(records), batch):
-        chunk = records[start:start + batch]
+        chunk = records[start : start + batch]
         try:
             with transaction(engine) as session:
                 results = [store.register(session, r, config, actor, clock.now()) for _, r in chunk]
@@ -80,8 +88,14 @@ def import_file(
 
 
 def instruct(
-    engine: Engine, config: Config, authorization_id: int, kind: InstructionKind,
-    actor: str, amount: int | None = None, final: bool = False, clock: Clock = SYSTEM_CLOCK,
+    engine: Engine,
+    config: Config,
+    authorization_id: int,
+    kind: InstructionKind,
+    actor: str,
+    amount: int | None = None,
+    final: bool = False,
+    clock: Clock = SYSTEM_CLOCK,
 ) -> Authorization:
     """Record a merchant instruction; the worker carries it out with the usual guarantees."""
     now = clock.now()
@@ -97,20 +111,34 @@ def instruct(
         values: dict[str, Any] = {
             "instruction": kind.value,
             "instruction_amount": amount if kind is not InstructionKind.CANCEL_NOW else None,
-            "instruction_final": final, "updated_at": now, "not_before": None,
+            "instruction_final": final,
+            "updated_at": now,
+            "not_before": None,
         }
         try:
             store.guarded_update(session, row, [State.AUTHORIZED, State.PARTIALLY_CAPTURED], values)
         except TransitionError as exc:
-            raise TransitionError(authorization_id, kind.value,
-                                  f"{exc.reason}; an action is already in flight") from None
+            raise TransitionError(
+                authorization_id, kind.value, f"{exc.reason}; an action is already in flight"
+            ) from None
         new_values = store.replan_values(store.snapshot(row), config, now)
         store.guarded_update(session, row, [State(row.state)], new_values)
-        audit.append(session, [AuditEvent(
-            event=f"instruct:{kind.value}:accept", actor=actor, authorization_id=row.id,
-            provider=row.provider, order_id=row.order_id, amount=amount, currency=row.currency,
-            detail={"final": final},
-        )], now)
+        audit.append(
+            session,
+            [
+                AuditEvent(
+                    event=f"instruct:{kind.value}:accept",
+                    actor=actor,
+                    authorization_id=row.id,
+                    provider=row.provider,
+                    order_id=row.order_id,
+                    amount=amount,
+                    currency=row.currency,
+                    detail={"final": final},
+                )
+            ],
+            now,
+        )
         return row
 
 
@@ -129,10 +157,13 @@ class PlanEntry:
 
 
 def plan_view(
-    engine: Engine, config: Config, horizon: dt.timedelta, clock: Clock = SYSTEM_CLOCK,
+    engine: Engine,
+    config: Config,
+    horizon: dt.timedelta,
+    clock: Clock = SYSTEM_CLOCK,
     limit: int = 10_000,
 ) -> tuple[list[PlanEntry], dict[tuple[str, str], int]]:
-    """What will happen within ``horizon``, soonest first, and money at risk per provider/currency."""
+    """What happens within ``horizon``, soonest first, and money at risk per provider/currency."""
     now = clock.now()
     until = now + horizon
     entries: list[PlanEntry] = []
@@ -141,9 +172,16 @@ def plan_view(
         at_risk = {
             (provider, currency): int(total)
             for provider, currency, total in session.execute(
-                select(Authorization.provider, Authorization.currency,
-                       func.sum(Authorization.amount - Authorization.captured_amount))
-                .where(Authorization.state.notin_([s.value for s in (State.CAPTURED, State.CANCELED, State.EXPIRED)]))
+                select(
+                    Authorization.provider,
+                    Authorization.currency,
+                    func.sum(Authorization.amount - Authorization.captured_amount),
+                )
+                .where(
+                    Authorization.state.notin_(
+                        [s.value for s in (State.CAPTURED, State.CANCELED, State.EXPIRED)]
+                    )
+                )
                 .group_by(Authorization.provider, Authorization.currency)
             )
         }
@@ -154,14 +192,28 @@ def plan_view(
         from watchdog.policy import effective_on_deadline
 
         action = effective_on_deadline(on, config.policy_for(on.provider)).value
-        events = [(tl.alert_at, "alert"), (tl.act_at, action), (tl.critical_at, "critical"),
-                  (tl.deadline, "deadline")]
+        events = [
+            (tl.alert_at, "alert"),
+            (tl.act_at, action),
+            (tl.critical_at, "critical"),
+            (tl.deadline, "deadline"),
+        ]
         if row.instruction in (InstructionKind.CAPTURE_NOW.value, InstructionKind.CANCEL_NOW.value):
             events.append((row.next_action_at or now, row.instruction))
         for at, what in events:
             if at <= until and (at >= now or what in ("capture_now", "cancel_now")):
-                entries.append(PlanEntry(at, what, row.id, row.provider, row.order_id, open_amt,
-                                         row.currency, row.state))
+                entries.append(
+                    PlanEntry(
+                        at,
+                        what,
+                        row.id,
+                        row.provider,
+                        row.order_id,
+                        open_amt,
+                        row.currency,
+                        row.state,
+                    )
+                )
     entries.sort(key=lambda e: (e.at, e.authorization_id))
     return entries, at_risk
 
@@ -169,8 +221,9 @@ def plan_view(
 def row_timeline(config: Config, row: Authorization) -> Timeline:
     """The row's timeline under the configured policy."""
     provider = ProviderName(row.provider)
-    return timeline(store.snapshot(row), store.rules_for(config, provider),
-                    config.policy_for(provider))
+    return timeline(
+        store.snapshot(row), store.rules_for(config, provider), config.policy_for(provider)
+    )
 
 
 def show(engine: Engine, config: Config, authorization_id: int) -> dict[str, Any]:
@@ -181,9 +234,12 @@ def show(engine: Engine, config: Config, authorization_id: int) -> dict[str, Any
     return {
         "authorization": authorization_dict(row),
         "timeline": {
-            "alert_at": tl.alert_at.isoformat(), "act_at": tl.act_at.isoformat(),
-            "critical_at": tl.critical_at.isoformat(), "guard_at": tl.guard_at.isoformat(),
-            "deadline": tl.deadline.isoformat(), "deadline_source": tl.deadline_source.value,
+            "alert_at": tl.alert_at.isoformat(),
+            "act_at": tl.act_at.isoformat(),
+            "critical_at": tl.critical_at.isoformat(),
+            "guard_at": tl.guard_at.isoformat(),
+            "deadline": tl.deadline.isoformat(),
+            "deadline_source": tl.deadline_source.value,
         },
         "audit": [audit.row_as_dict(r) for r in audit.query(engine, authorization_id=row.id)],
     }
@@ -191,18 +247,29 @@ def show(engine: Engine, config: Config, authorization_id: int) -> dict[str, Any
 
 def authorization_dict(row: Authorization) -> dict[str, Any]:
     """A JSON-ready view of one authorization."""
+
     def iso(value: dt.datetime | None) -> str | None:
         return value.isoformat() if value else None
 
     return {
-        "id": row.id, "provider": row.provider, "order_id": row.order_id,
-        "reference": row.reference, "amount": row.amount, "currency": row.currency,
-        "authorized_at": iso(row.authorized_at), "expires_at": iso(row.expires_at),
-        "on_deadline": row.on_deadline, "capture_amount": row.capture_amount,
-        "state": row.state, "captured_amount": row.captured_amount,
-        "deadline": iso(row.deadline), "deadline_source": row.deadline_source,
-        "next_action_at": iso(row.next_action_at), "instruction": row.instruction,
-        "instruction_amount": row.instruction_amount, "provider_state": row.provider_state,
+        "id": row.id,
+        "provider": row.provider,
+        "order_id": row.order_id,
+        "reference": row.reference,
+        "amount": row.amount,
+        "currency": row.currency,
+        "authorized_at": iso(row.authorized_at),
+        "expires_at": iso(row.expires_at),
+        "on_deadline": row.on_deadline,
+        "capture_amount": row.capture_amount,
+        "state": row.state,
+        "captured_amount": row.captured_amount,
+        "deadline": iso(row.deadline),
+        "deadline_source": row.deadline_source,
+        "next_action_at": iso(row.next_action_at),
+        "instruction": row.instruction,
+        "instruction_amount": row.instruction_amount,
+        "provider_state": row.provider_state,
         "last_error": row.last_error,
     }
 

@@ -39,9 +39,12 @@ def rules_for(config: Config, provider: ProviderName) -> ProviderRules:
     if settings is None:
         return base
     return ProviderRules(
-        name=base.name, window=settings.window, multiple_captures=base.multiple_captures,
+        name=base.name,
+        window=settings.window,
+        multiple_captures=base.multiple_captures,
         partial_releases_remainder=base.partial_releases_remainder,
-        reports_expiry=base.reports_expiry, min_capture_amount=base.min_capture_amount,
+        reports_expiry=base.reports_expiry,
+        min_capture_amount=base.min_capture_amount,
     )
 
 
@@ -72,7 +75,9 @@ def snapshot(row: Authorization) -> AuthorizationSnapshot:
     )
 
 
-def replan_values(row_snapshot: AuthorizationSnapshot, config: Config, now: dt.datetime) -> dict[str, Any]:
+def replan_values(
+    row_snapshot: AuthorizationSnapshot, config: Config, now: dt.datetime
+) -> dict[str, Any]:
     """Column values for the deadline and the next instant the row needs attention."""
     rules = rules_for(config, row_snapshot.provider)
     policy = config.policy_for(row_snapshot.provider)
@@ -105,51 +110,83 @@ def register(
     ).scalar_one_or_none()
     if existing is not None:
         stored = {
-            "amount": existing.amount, "currency": existing.currency,
-            "authorized_at": existing.authorized_at, "reference": existing.reference,
-            "expires_at": existing.expires_at, "on_deadline": existing.on_deadline,
+            "amount": existing.amount,
+            "currency": existing.currency,
+            "authorized_at": existing.authorized_at,
+            "reference": existing.reference,
+            "expires_at": existing.expires_at,
+            "on_deadline": existing.on_deadline,
             "capture_amount": existing.capture_amount,
         }
-        differences = {
-            k: (stored[k], v) for k, v in record.comparable().items() if stored[k] != v
-        }
+        differences = {k: (stored[k], v) for k, v in record.comparable().items() if stored[k] != v}
         if differences:
             raise ConflictError(record.provider.value, record.order_id, differences)
         return Registered(snapshot(existing), created=False)
     row = Authorization(
-        provider=record.provider.value, order_id=record.order_id, reference=record.reference,
-        amount=record.amount, currency=record.currency, authorized_at=record.authorized_at,
+        provider=record.provider.value,
+        order_id=record.order_id,
+        reference=record.reference,
+        amount=record.amount,
+        currency=record.currency,
+        authorized_at=record.authorized_at,
         expires_at=record.expires_at,
         on_deadline=record.on_deadline.value if record.on_deadline else None,
-        capture_amount=record.capture_amount, state=State.AUTHORIZED.value, captured_amount=0,
-        capture_count=0, alert_stage=0, instruction_final=False, generation=0, attempts=0,
-        created_at=now, updated_at=now,
+        capture_amount=record.capture_amount,
+        state=State.AUTHORIZED.value,
+        captured_amount=0,
+        capture_count=0,
+        alert_stage=0,
+        instruction_final=False,
+        generation=0,
+        attempts=0,
+        created_at=now,
+        updated_at=now,
     )
     values = replan_values(
         AuthorizationSnapshot(
-            id=0, provider=record.provider, order_id=record.order_id, amount=record.amount,
-            currency=record.currency, authorized_at=record.authorized_at,
-            state=State.AUTHORIZED, expires_at=record.expires_at,
-            on_deadline=record.on_deadline, capture_amount=record.capture_amount,
+            id=0,
+            provider=record.provider,
+            order_id=record.order_id,
+            amount=record.amount,
+            currency=record.currency,
+            authorized_at=record.authorized_at,
+            state=State.AUTHORIZED,
+            expires_at=record.expires_at,
+            on_deadline=record.on_deadline,
+            capture_amount=record.capture_amount,
         ),
-        config, now,
+        config,
+        now,
     )
     for key, value in values.items():
         setattr(row, key, value)
     session.add(row)
     session.flush()
-    audit.append(session, [AuditEvent(
-        event="register:authorization:create", actor=actor, authorization_id=row.id,
-        provider=row.provider, order_id=row.order_id, amount=row.amount, currency=row.currency,
-        state_to=row.state,
-        detail={
-            "authorized_at": row.authorized_at.isoformat(),
-            "expires_at": row.expires_at.isoformat() if row.expires_at else None,
-            "deadline": row.deadline.isoformat(), "deadline_source": row.deadline_source,
-            "on_deadline": row.on_deadline, "capture_amount": row.capture_amount,
-            "reference": row.reference,
-        },
-    )], now)
+    audit.append(
+        session,
+        [
+            AuditEvent(
+                event="register:authorization:create",
+                actor=actor,
+                authorization_id=row.id,
+                provider=row.provider,
+                order_id=row.order_id,
+                amount=row.amount,
+                currency=row.currency,
+                state_to=row.state,
+                detail={
+                    "authorized_at": row.authorized_at.isoformat(),
+                    "expires_at": row.expires_at.isoformat() if row.expires_at else None,
+                    "deadline": row.deadline.isoformat(),
+                    "deadline_source": row.deadline_source,
+                    "on_deadline": row.on_deadline,
+                    "capture_amount": row.capture_amount,
+                    "reference": row.reference,
+                },
+            )
+        ],
+        now,
+    )
     return Registered(snapshot(row), created=True)
 
 
@@ -198,14 +235,16 @@ def claim_due(
             update(Authorization)
             .where(Authorization.id.in_(ids))
             .values(
-                claimed_by=worker, claimed_until=now + lease,
+                claimed_by=worker,
+                claimed_until=now + lease,
                 generation=Authorization.generation + 1,
             )
             .execution_options(synchronize_session=False)
         )
         rows = list(
             session.scalars(
-                select(Authorization).where(Authorization.id.in_(ids))
+                select(Authorization)
+                .where(Authorization.id.in_(ids))
                 .order_by(Authorization.deadline, Authorization.id)
             )
         )
@@ -227,16 +266,22 @@ def guarded_update(
         Authorization.state.in_([s.value for s in allowed_states]),
     ]
     if worker is not None:
-        conditions += [Authorization.claimed_by == worker, Authorization.generation == row.generation]
+        conditions += [
+            Authorization.claimed_by == worker,
+            Authorization.generation == row.generation,
+        ]
     result = session.execute(
-        update(Authorization).where(and_(*conditions)).values(**values)
+        update(Authorization)
+        .where(and_(*conditions))
+        .values(**values)
         .returning(Authorization.id)
         .execution_options(synchronize_session=False)
     )
     if result.scalar_one_or_none() is None:
         current = session.execute(
-            select(Authorization.state, Authorization.claimed_by, Authorization.generation)
-            .where(Authorization.id == row.id)
+            select(Authorization.state, Authorization.claimed_by, Authorization.generation).where(
+                Authorization.id == row.id
+            )
         ).one_or_none()
         if current is None:
             raise TransitionError(row.id, str(values.get("state", "?")), "row no longer exists")
@@ -259,7 +304,8 @@ def release(session: Session, row: Authorization, worker: str) -> None:
     session.execute(
         update(Authorization)
         .where(
-            Authorization.id == row.id, Authorization.claimed_by == worker,
+            Authorization.id == row.id,
+            Authorization.claimed_by == worker,
             Authorization.generation == row.generation,
         )
         .values(claimed_by=None, claimed_until=None)

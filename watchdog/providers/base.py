@@ -144,19 +144,32 @@ class ProviderAdapter(Protocol):
 
 DEFAULT_RULES: dict[ProviderName, ProviderRules] = {
     ProviderName.SMARTPAY: ProviderRules(
-        ProviderName.SMARTPAY, dt.timedelta(days=7), multiple_captures=True,
-        partial_releases_remainder=True, reports_expiry=True,
+        ProviderName.SMARTPAY,
+        dt.timedelta(days=7),
+        multiple_captures=True,
+        partial_releases_remainder=True,
+        reports_expiry=True,
     ),
     ProviderName.JPMMPS: ProviderRules(
-        ProviderName.JPMMPS, dt.timedelta(days=5), multiple_captures=False,
-        partial_releases_remainder=True, reports_expiry=False,
+        ProviderName.JPMMPS,
+        dt.timedelta(days=5),
+        multiple_captures=False,
+        partial_releases_remainder=True,
+        reports_expiry=False,
     ),
     ProviderName.FLITT: ProviderRules(
-        ProviderName.FLITT, dt.timedelta(days=5), multiple_captures=False,
-        partial_releases_remainder=True, reports_expiry=False,
+        ProviderName.FLITT,
+        dt.timedelta(days=5),
+        multiple_captures=False,
+        partial_releases_remainder=True,
+        reports_expiry=False,
     ),
     ProviderName.CLEARPAY: ProviderRules(
-        ProviderName.CLEARPAY, dt.timedelta(days=13), multiple_captures=True,
-        partial_releases_remainder=False, reports_expiry=True, min_capture_amount=100,
+        ProviderName.CLEARPAY,
+        dt.timedelta(days=13),
+        multiple_captures=True,
+        partial_releases_remainder=False,
+        reports_expiry=True,
+        min_capture_amount=100,
     ),
 }

@@ -36,8 +36,9 @@ class FakeOrder:
 class FakeProvider:
     """A provider that lives in a dict; faults are queued outcomes for the next calls."""
 
-    def __init__(self, name: ProviderName = ProviderName.CLEARPAY,
-                 rules: ProviderRules | None = None) -> None:
+    def __init__(
+        self, name: ProviderName = ProviderName.CLEARPAY, rules: ProviderRules | None = None
+    ) -> None:
         self._name = name
         self._rules = rules or DEFAULT_RULES[name]
         self.orders: dict[str, FakeOrder] = {}
@@ -59,8 +60,9 @@ class FakeProvider:
         """Create an open authorization at the fake provider."""
         self.orders[order_id] = FakeOrder(amount=amount, expires_at=expires_at)
 
-    def _result(self, outcome: Outcome, op: str, message: str = "",
-                snapshot: ProviderSnapshot | None = None) -> ProviderResult:
+    def _result(
+        self, outcome: Outcome, op: str, message: str = "", snapshot: ProviderSnapshot | None = None
+    ) -> ProviderResult:
         return ProviderResult(outcome, op, self._name, message=message, snapshot=snapshot)
 
     def _snapshot(self, order: FakeOrder) -> ProviderSnapshot:
@@ -72,8 +74,11 @@ class FakeProvider:
             state = ProviderState.CAPTURED
         else:
             state = ProviderState.PARTIALLY_CAPTURED
-        open_amount = 0 if state in (ProviderState.CAPTURED, ProviderState.CANCELED) else (
-            order.amount - order.captured)
+        open_amount = (
+            0
+            if state in (ProviderState.CAPTURED, ProviderState.CANCELED)
+            else (order.amount - order.captured)
+        )
         return ProviderSnapshot(state, state.value, order.captured, open_amount, order.expires_at)
 
     async def status(self, ref: AuthRef) -> ProviderResult:
@@ -85,8 +90,9 @@ class FakeProvider:
             return self._result(Outcome.REJECTED, "status", "order not found")
         return self._result(Outcome.SUCCEEDED, "status", snapshot=self._snapshot(order))
 
-    async def capture(self, ref: AuthRef, amount: int, idempotency_key: str, *,
-                      final: bool) -> ProviderResult:
+    async def capture(
+        self, ref: AuthRef, amount: int, idempotency_key: str, *, final: bool
+    ) -> ProviderResult:
         """Capture, deduplicated by key; single capture unless the rules allow more."""
         order = self.orders.get(ref.order_id)
         if order is None:
