@@ -1,0 +1,136 @@
+"""CLI commands for the HTTP API: ``serve`` and ``tokens create|revoke|list``.
+
+Mounted on the main group by ``watchdog.cli`` (``main.add_command(serve)``,
+``main.add_command(tokens_group)``). The group's context object supplies ``config`` and
+``engine()``; run standalone, the configuration is found the usual way.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import getpass
+import importlib
+import os
+import sys
+from collections.abc import Callable
+from functools import wraps
+from typing import Any, ParamSpec, Protocol, TypeVar
+
+import click
+from sqlalchemy import Engine
+
+from watchdog import tokens
+from watchdog.clock import SYSTEM_CLOCK
+from watchdog.config import Config, load_config
+from watchdog.db import make_engine
+from watchdog.errors import WatchdogError
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class _HasConfig(Protocol):
+    @property
+    def config(self) -> Config: ...
+
+    def engine(self) -> Any: ...
+
+
+def _config_and_engine() -> tuple[Config, Engine]:
+    obj = click.get_current_context().find_root().obj
+    if obj is not None and hasattr(obj, "config") and hasattr(obj, "engine"):
+        holder: _HasConfig = obj
+        engine = holder.engine()
+        assert isinstance(engine, Engine)
+        return holder.config, engine
+    config = load_config(None)
+    return config, make_engine(config.database_url)
+
+
+def _operator() -> str:
+    try:
+        user = getpass.getuser()
+    except (KeyError, OSError):
+        user = f"uid{os.getuid()}"
+    return f"cli:{user}@{os.uname().nodename}"
+
+
+def _errors(func: Callable[P, R]) -> Callable[P, R]:
+    @wraps(func)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        try:
+            return func(*args, **kwargs)
+        except (WatchdogError, OSError) as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(1)
+
+    return wrapper
+
+
+@click.command("serve")
+@click.option("--host", envvar="WATCHDOG_API_HOST", show_envvar=True, default=None,
+              help="Address to listen on (default: [api] host, 127.0.0.1).")
+@click.option("--port", envvar="WATCHDOG_API_PORT", show_envvar=True, default=None,
+              type=click.IntRange(0, 65535), help="Port (default: [api] port, 8787).")
+@_errors
+def serve(host: str | None, port: int | None) -> None:
+    """Serve the HTTP API (a separate process on the same database as the daemon)."""
+    from watchdog.api import create_app
+    from watchdog.api.server import uvicorn_config
+    from watchdog.runtime import require_schema
+
+    config, engine = _config_and_engine()
+    require_schema(engine)
+    extra = []
+    with contextlib.suppress(ImportError):  # metrics/health endpoints, once that module exists
+        extra.append(importlib.import_module("watchdog.metrics").router)
+    app = create_app(engine, config, SYSTEM_CLOCK, extra_routers=extra)
+    import uvicorn
+
+    uvicorn.Server(uvicorn_config(app, host or config.api.host,
+                                  config.api.port if port is None else port)).run()
+
+
+@click.group("tokens")
+def tokens_group() -> None:
+    """Bearer tokens for the HTTP API (only their SHA-256 is stored)."""
+
+
+@tokens_group.command("create")
+@click.option("--name", required=True, help="Who uses it; audited as api:<name>.")
+@click.option("--scope", type=click.Choice([s.value for s in tokens.Scope]), required=True,
+              help="read: GET only; write: also register and instruct.")
+@_errors
+def tokens_create(name: str, scope: str) -> None:
+    """Create a token and print it once; it cannot be shown again."""
+    _, engine = _config_and_engine()
+    secret = tokens.create(engine, name, tokens.Scope(scope), _operator(), SYSTEM_CLOCK.now())
+    click.echo(secret)
+    click.echo(f"token {name!r} ({scope}) created; store it now, it is not shown again",
+               err=True)
+
+
+@tokens_group.command("revoke")
+@click.argument("name")
+@_errors
+def tokens_revoke(name: str) -> None:
+    """Revoke a token; the API refuses it from the next request on."""
+    _, engine = _config_and_engine()
+    tokens.revoke(engine, name, _operator(), SYSTEM_CLOCK.now())
+    click.echo(f"token {name!r} revoked")
+
+
+@tokens_group.command("list")
+@_errors
+def tokens_list() -> None:
+    """Every token: name, scope, created, last used, revoked."""
+    _, engine = _config_and_engine()
+    rows = tokens.list_tokens(engine)
+    click.echo(f"{'name':<24} {'scope':<6} {'created':<26} {'last used':<26} revoked")
+    for t in rows:
+        click.echo(f"{t.name:<24} {t.scope.value:<6} {t.created_at.isoformat():<26} "
+                   f"{t.last_used_at.isoformat() if t.last_used_at else '-':<26} "
+                   f"{t.revoked_at.isoformat() if t.revoked_at else '-'}")
+    if not rows:
+        click.echo("(no tokens)")
+
