@@ -1,0 +1,161 @@
+"""On-call commands: ``check`` (Nagios/Icinga plugin), ``ack``, ``notify`` and ``alerts``.
+
+They expect the root group's context object (``watchdog.cli.Ctx``: ``.config`` and
+``.engine()``); ``watchdog.cli`` is imported lazily so either module can load first.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from typing import Any
+
+import click
+import httpx
+from sqlalchemy import select
+
+from watchdog.alerting import AlertStatus
+from watchdog.alerts.settings import alert_settings_of
+from watchdog.clock import SYSTEM_CLOCK
+from watchdog.durations import parse_duration
+from watchdog.errors import WatchdogError
+
+
+def _parse(value: str, option: str) -> Any:
+    try:
+        return parse_duration(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint=option) from None
+
+
+def _obj(ctx: click.Context) -> Any:
+    obj = ctx.find_root().obj
+    if obj is None:
+        raise click.UsageError("run through `expiry-watchdog` (no context object)")
+    return obj
+
+
+def _fail(exc: Exception) -> None:
+    message = f"error: {exc}"
+    cause = exc.__cause__ or exc.__context__
+    while cause is not None:
+        message += f"\n  caused by: {type(cause).__name__}: {cause}"
+        cause = cause.__cause__ or cause.__context__
+    click.echo(message, err=True)
+    sys.exit(1)
+
+
+@click.command("check")
+@click.option("--warning-stale", default="15m", envvar="WATCHDOG_CHECK_WARNING_STALE",
+              show_envvar=True, help="WARNING when the last successful pass is older.")
+@click.option("--critical-stale", default="1h", envvar="WATCHDOG_CHECK_CRITICAL_STALE",
+              show_envvar=True, help="CRITICAL when the last successful pass is older.")
+@click.pass_context
+def check(ctx: click.Context, warning_stale: str, critical_stale: str) -> None:
+    """Nagios/Icinga plugin: one status line with perfdata; exit 0/1/2/3.
+
+    Exit codes are OK/WARNING/CRITICAL/UNKNOWN.
+
+    CRITICAL: an authorization needs attention, one expired in the last 24h unacknowledged,
+    a critical alert fires, or the last pass is older than --critical-stale. WARNING: warning
+    alerts fire or the last pass is older than --warning-stale. UNKNOWN: no usable database.
+    """
+    from watchdog.health import CheckCode, CheckResult, nagios_check
+
+    warn = _parse(warning_stale, "--warning-stale")
+    crit = _parse(critical_stale, "--critical-stale")
+    if warn > crit:
+        raise click.BadParameter("must not exceed --critical-stale", param_hint="--warning-stale")
+    try:
+        engine = _obj(ctx).engine()
+    except (WatchdogError, ValueError, OSError) as exc:
+        result = CheckResult(CheckCode.UNKNOWN, [f"cannot open the database: {exc}"])
+    else:
+        try:
+            result = nagios_check(engine, SYSTEM_CLOCK, warn, crit)
+        finally:
+            engine.dispose()
+    click.echo(result.line)
+    sys.exit(int(result.code))
+
+
+@click.command("ack")
+@click.argument("authorization_id", type=int)
+@click.option("--note", required=True, help="Why: goes to the audit trail and to on-call.")
+@click.pass_context
+def ack(ctx: click.Context, authorization_id: int, note: str) -> None:
+    """Acknowledge an authorization's firing alerts: no more notifications until they escalate."""
+    from watchdog.alerts.ack import acknowledge
+    from watchdog.cli import operator
+
+    try:
+        engine = _obj(ctx).engine()
+        try:
+            done = acknowledge(engine, authorization_id, note, operator())
+        finally:
+            engine.dispose()
+    except WatchdogError as exc:
+        _fail(exc)
+        return
+    for item in done:
+        click.echo(f"acknowledged {item.kind} ({item.severity}): {item.summary}")
+
+
+@click.command("notify")
+@click.pass_context
+def notify(ctx: click.Context) -> None:
+    """Evaluate health alerts and deliver pending alerts once (for timer mode, after `scan`)."""
+    from watchdog.alerts.sender import deliver_pending
+    from watchdog.health import evaluate_health
+
+    try:
+        obj = _obj(ctx)
+        settings = alert_settings_of(obj.config)
+        engine = obj.engine()
+    except WatchdogError as exc:
+        _fail(exc)
+        return
+
+    async def once() -> str:
+        async with httpx.AsyncClient() as client:
+            report = await deliver_pending(engine, settings, client, SYSTEM_CLOCK)
+        return report.summary()
+
+    try:
+        evaluate_health(engine, settings, SYSTEM_CLOCK)
+        click.echo(asyncio.run(once()))
+    finally:
+        engine.dispose()
+
+
+@click.command("alerts")
+@click.option("--all", "show_all", is_flag=True, help="Include resolved alerts.")
+@click.pass_context
+def alerts_cmd(ctx: click.Context, show_all: bool) -> None:
+    """List firing and acknowledged alerts (and their delivery state)."""
+    from watchdog.db import transaction
+    from watchdog.models import Alert
+
+    try:
+        engine = _obj(ctx).engine()
+    except WatchdogError as exc:
+        _fail(exc)
+        return
+    try:
+        with transaction(engine) as session:
+            query = select(Alert).order_by(Alert.updated_at.desc())
+            if not show_all:
+                query = query.where(Alert.status != AlertStatus.RESOLVED.value)
+            rows = list(session.scalars(query))
+    finally:
+        engine.dispose()
+    if not rows:
+        click.echo("no alerts")
+    for a in rows:
+        subject = f"authorization {a.authorization_id}" if a.authorization_id else a.provider
+        delivered = "delivered" if a.notified_revision >= a.revision else "delivering"
+        click.echo(f"{a.updated_at:%Y-%m-%d %H:%M}Z {a.status:<12} {a.severity:<8} {a.kind:<22} "
+                   f"{subject}  r{a.revision} {delivered}: {a.summary}")
+
+
+COMMANDS = (check, ack, notify, alerts_cmd)

@@ -1,0 +1,339 @@
+"""Health conditions read from the database: the watchdog's own heartbeat, provider
+error rates, the Nagios-style ``check`` and the ``/healthz`` ``/readyz`` ``/metrics`` routes.
+
+``watchdog_stale`` and ``provider_unhealthy`` are raised and resolved here (the
+daemon's sender job calls ``evaluate_health`` every round), so they travel through
+the same outbox as every other alert.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+from fastapi import APIRouter, FastAPI, Response
+from sqlalchemy import Engine, func, select, text
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
+
+from watchdog import audit, migrate
+from watchdog.alerting import AlertKind, AlertStatus, Severity, dedup_key, raise_alert
+from watchdog.alerts.settings import AlertSettings, alert_settings_of
+from watchdog.audit import AuditEvent, process_actor
+from watchdog.clock import SYSTEM_CLOCK, Clock
+from watchdog.db import transaction
+from watchdog.domain import FINAL_STATES, State
+from watchdog.durations import format_duration
+from watchdog.metrics import CONTENT_TYPE, DEFAULT_METRICS, Metrics, render_metrics
+from watchdog.models import Alert, AuditRow, Authorization, Pass
+
+WATCHDOG_SUBJECT = "watchdog"
+PROVIDER_EVENTS = ("scan:status:read", "scan:capture:outcome", "scan:cancel:outcome")
+ERROR_OUTCOMES = ("retryable", "unknown")
+AUDIT_SCAN_LIMIT = 50_000  # provider health looks at most this many recent audit rows
+AT_RISK_WITHIN = dt.timedelta(hours=48)
+
+
+# ---------------------------------------------------------------- heartbeat
+
+
+def last_successful_pass(session: Session) -> dt.datetime | None:
+    """When the last successful pass (any worker, daemon or timer) finished."""
+    return session.scalar(select(func.max(Pass.finished_at)).where(Pass.ok.is_(True)))
+
+
+def _heartbeat_reference(session: Session) -> dt.datetime | None:
+    last = last_successful_pass(session)
+    if last is not None:
+        return last
+    return session.scalar(select(func.min(Pass.started_at)))  # never succeeded: since the first try
+
+
+def evaluate_staleness(engine: Engine, settings: AlertSettings, clock: Clock,
+                       actor: str | None = None) -> Severity | None:
+    """Raise ``watchdog_stale`` when no pass succeeded for ``stale_warning``/``stale_critical``;
+    resolve it when passes succeed again. Returns the severity raised, if any."""
+    actor = actor or process_actor("health")
+    now = clock.now()
+    with transaction(engine) as session:
+        reference = _heartbeat_reference(session)
+        if reference is None:
+            return None
+        age = now - reference
+        severity = (Severity.CRITICAL if age > settings.stale_critical
+                    else Severity.WARNING if age > settings.stale_warning else None)
+        if severity is None:
+            resolve_subject(session, AlertKind.WATCHDOG_STALE, WATCHDOG_SUBJECT, now, actor,
+                            "a scan pass succeeded")
+            return None
+        details = {
+            "subject": WATCHDOG_SUBJECT, "last_successful_pass_utc": reference.isoformat(),
+            "age_seconds": int(age.total_seconds()),
+            "tried": "scan passes run on schedule; none succeeded since "
+                     f"{reference.isoformat()}",
+        }
+        raise_alert(session, AlertKind.WATCHDOG_STALE, severity,
+                    f"expiry-watchdog: no successful scan pass for {format_duration(age)}",
+                    details, now, actor, provider=WATCHDOG_SUBJECT)
+        return severity
+
+
+@dataclass(frozen=True, slots=True)
+class ProviderHealth:
+    """Calls and failures of one provider in the window."""
+
+    provider: str
+    calls: int
+    errors: int
+
+    @property
+    def error_rate(self) -> float:
+        """errors / calls (0 when there were no calls)."""
+        return self.errors / self.calls if self.calls else 0.0
+
+
+def provider_health(session: Session, since: dt.datetime) -> dict[str, ProviderHealth]:
+    """Per provider: recent status reads and capture/cancel outcomes, and how many failed
+    with no answer (retryable/unknown) — read from the audit trail."""
+    top = session.scalar(select(func.max(AuditRow.id))) or 0
+    rows = session.execute(
+        select(AuditRow.provider, AuditRow.outcome, func.count())
+        .where(AuditRow.id > top - AUDIT_SCAN_LIMIT, AuditRow.recorded_at >= since,
+               AuditRow.event.in_(PROVIDER_EVENTS), AuditRow.provider.is_not(None))
+        .group_by(AuditRow.provider, AuditRow.outcome)
+    ).tuples().all()
+    calls: dict[str, int] = {}
+    errors: dict[str, int] = {}
+    for provider, outcome, n in rows:
+        assert provider is not None
+        calls[provider] = calls.get(provider, 0) + n
+        if outcome in ERROR_OUTCOMES:
+            errors[provider] = errors.get(provider, 0) + n
+    return {p: ProviderHealth(p, calls[p], errors.get(p, 0)) for p in calls}
+
+
+def evaluate_providers(engine: Engine, settings: AlertSettings, clock: Clock,
+                       actor: str | None = None) -> dict[str, Severity]:
+    """Raise ``provider_unhealthy`` for providers whose error rate in ``provider_window``
+    reaches ``provider_error_rate`` (over at least ``provider_min_calls`` calls); resolve the
+    others. Critical when every call failed."""
+    actor = actor or process_actor("health")
+    now = clock.now()
+    raised: dict[str, Severity] = {}
+    with transaction(engine) as session:
+        health = provider_health(session, now - settings.provider_window)
+        firing = session.scalars(select(Alert.provider).where(
+            Alert.kind == AlertKind.PROVIDER_UNHEALTHY.value,
+            Alert.status.in_([AlertStatus.FIRING.value, AlertStatus.ACKNOWLEDGED.value]),
+        )).all()
+        for provider in sorted(set(health) | {p for p in firing if p}):
+            h = health.get(provider, ProviderHealth(provider, 0, 0))
+            if h.calls >= settings.provider_min_calls and h.error_rate >= \
+                    settings.provider_error_rate:
+                severity = Severity.CRITICAL if h.errors == h.calls else Severity.WARNING
+                raise_alert(
+                    session, AlertKind.PROVIDER_UNHEALTHY, severity,
+                    f"{provider}: {h.errors} of {h.calls} calls failed without an answer in the "
+                    f"last {format_duration(settings.provider_window)}",
+                    {"subject": provider, "provider": provider, "calls": h.calls,
+                     "errors": h.errors, "error_rate": round(h.error_rate, 3),
+                     "tried": "status reads and capture/cancel requests with retries"},
+                    now, actor, provider=provider,
+                )
+                raised[provider] = severity
+            else:
+                resolve_subject(session, AlertKind.PROVIDER_UNHEALTHY, provider, now, actor,
+                                f"error rate {h.error_rate:.0%} over {h.calls} calls")
+    return raised
+
+
+def evaluate_health(engine: Engine, settings: AlertSettings, clock: Clock) -> None:
+    """Both conditions; the sender job calls this every round."""
+    evaluate_staleness(engine, settings, clock)
+    evaluate_providers(engine, settings, clock)
+
+
+def resolve_subject(session: Session, kind: AlertKind, subject: str, now: dt.datetime,
+                    actor: str, reason: str) -> bool:
+    """Resolve the firing (or acknowledged) alert of ``kind`` about a provider/the watchdog."""
+    alert = session.execute(select(Alert).where(
+        Alert.dedup_key == dedup_key(kind, None, subject),
+        Alert.status.in_([AlertStatus.FIRING.value, AlertStatus.ACKNOWLEDGED.value]),
+    )).scalar_one_or_none()
+    if alert is None:
+        return False
+    alert.status = AlertStatus.RESOLVED.value
+    alert.revision += 1
+    alert.updated_at = now
+    alert.resolved_at = now
+    session.flush()
+    audit.append(session, [AuditEvent(
+        event=f"alert:{kind.value}:resolve", actor=actor, provider=subject[:16],
+        detail={"dedup_key": alert.dedup_key, "reason": reason},
+    )], now)
+    return True
+
+
+# ---------------------------------------------------------------- Nagios check
+
+
+class CheckCode(enum.IntEnum):
+    """Nagios plugin exit codes."""
+
+    OK = 0
+    WARNING = 1
+    CRITICAL = 2
+    UNKNOWN = 3
+
+
+@dataclass
+class CheckResult:
+    """One plugin answer: exit code, one status line with perfdata."""
+
+    code: CheckCode
+    problems: list[str] = field(default_factory=list)
+    perf: dict[str, str] = field(default_factory=dict)
+    summary: str = ""
+
+    @property
+    def line(self) -> str:
+        """``WATCHDOG OK - 12 open, 0 critical | open=12 ...``."""
+        text = "; ".join(self.problems) if self.problems else self.summary
+        perf = " ".join(f"{k}={v}" for k, v in self.perf.items())
+        return f"WATCHDOG {self.code.name} - {text}" + (f" | {perf}" if perf else "")
+
+
+def nagios_check(engine: Engine, clock: Clock, warning_stale: dt.timedelta,
+                 critical_stale: dt.timedelta) -> CheckResult:
+    """Evaluate the state for ``expiry-watchdog check``; UNKNOWN if the database is unusable."""
+    try:
+        if not migrate.is_at_head(engine):
+            return CheckResult(CheckCode.UNKNOWN, [
+                "database schema is not at this version's head; run expiry-watchdog db upgrade"])
+        return _check(engine, clock.now(), warning_stale, critical_stale)
+    except (SQLAlchemyError, OSError) as exc:  # the plugin answers UNKNOWN
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        return CheckResult(CheckCode.UNKNOWN, [f"database unreachable: {first}"])
+
+
+def _check(engine: Engine, now: dt.datetime, warning_stale: dt.timedelta,
+           critical_stale: dt.timedelta) -> CheckResult:
+    open_states = [s.value for s in State if s not in FINAL_STATES]
+    with transaction(engine) as session:
+        open_count = session.scalar(select(func.count()).where(
+            Authorization.state.in_(open_states))) or 0
+        at_risk = session.scalar(select(func.count()).where(
+            Authorization.state.in_(open_states),
+            Authorization.deadline <= now + AT_RISK_WITHIN)) or 0
+        attention = session.scalar(select(func.count()).where(
+            Authorization.state == State.NEEDS_ATTENTION.value)) or 0
+        expired = session.scalar(select(func.count()).where(
+            Alert.kind == AlertKind.AUTHORIZATION_EXPIRED.value,
+            Alert.status == AlertStatus.FIRING.value,
+            Alert.updated_at >= now - dt.timedelta(hours=24))) or 0
+        firing = dict(session.execute(
+            select(Alert.severity, func.count()).where(Alert.status == AlertStatus.FIRING.value)
+            .group_by(Alert.severity)).tuples().all())
+        last = last_successful_pass(session)
+    critical = firing.get(Severity.CRITICAL.value, 0)
+    warning = firing.get(Severity.WARNING.value, 0)
+    age = (now - last) if last is not None else None
+    result = CheckResult(CheckCode.OK, summary=f"{open_count} open, {critical} critical")
+    crit: list[str] = []
+    warn: list[str] = []
+    if attention:
+        crit.append(f"{attention} need attention")
+    if expired:
+        crit.append(f"{expired} expired in the last 24h unacknowledged")
+    if critical:
+        crit.append(f"{critical} critical alerts firing")
+    if age is None:
+        crit.append("no successful scan pass recorded")
+    elif age > critical_stale:
+        crit.append(f"last successful pass {format_duration(age)} ago")
+    elif age > warning_stale:
+        warn.append(f"last successful pass {format_duration(age)} ago")
+    if warning:
+        warn.append(f"{warning} warning alerts firing")
+    if crit:
+        result.code, result.problems = CheckCode.CRITICAL, crit + warn
+    elif warn:
+        result.code, result.problems = CheckCode.WARNING, warn
+    age_text = f"{int(age.total_seconds())}s" if age is not None else "U"
+    result.perf = {
+        "open": str(open_count), "at_risk": str(at_risk), "critical": str(critical),
+        "warning": str(warning), "needs_attention": str(attention), "expired_24h": str(expired),
+        "last_pass_age": f"{age_text};{int(warning_stale.total_seconds())};"
+                         f"{int(critical_stale.total_seconds())}",
+    }
+    return result
+
+
+# ---------------------------------------------------------------- liveness and readiness
+
+
+def readiness(
+    engine: Engine, clock: Clock, max_pass_age: dt.timedelta
+) -> tuple[bool, dict[str, Any]]:
+    """Database reachable, schema at head, a successful pass within ``max_pass_age``."""
+    checks: dict[str, Any] = {}
+    try:
+        with engine.connect() as connection:
+            connection.execute(text("SELECT 1"))
+        checks["database"] = "ok"
+    except (SQLAlchemyError, OSError) as exc:  # "not ready", with the reason
+        checks["database"] = f"unreachable: {str(exc).splitlines()[0] if str(exc) else exc!r}"
+        return False, checks
+    try:
+        at_head = migrate.is_at_head(engine)
+    except SQLAlchemyError as exc:  # an unreadable version table is "not at head"
+        checks["schema"] = f"unreadable: {type(exc).__name__}"
+        return False, checks
+    checks["schema"] = "ok" if at_head else "not at head; run expiry-watchdog db upgrade"
+    if not at_head:
+        return False, checks
+    with transaction(engine) as session:
+        last = last_successful_pass(session)
+    if last is None:
+        checks["heartbeat"] = "no successful pass yet"
+        return False, checks
+    age = clock.now() - last
+    checks["heartbeat_age_seconds"] = int(age.total_seconds())
+    checks["heartbeat"] = "ok" if age <= max_pass_age else (
+        f"stale: last successful pass {format_duration(age)} ago")
+    return age <= max_pass_age, checks
+
+
+def build_router(engine: Engine, settings: AlertSettings | None = None,
+                 clock: Clock = SYSTEM_CLOCK, metrics: Metrics = DEFAULT_METRICS) -> APIRouter:
+    """``/metrics``, ``/healthz`` (alive) and ``/readyz`` for mounting in the API app."""
+    max_age = (settings or AlertSettings()).stale_critical
+    router = APIRouter()
+
+    @router.get("/metrics", include_in_schema=False)
+    def metrics_endpoint() -> Response:
+        return Response(render_metrics(engine, metrics, clock), media_type=CONTENT_TYPE)
+
+    @router.get("/healthz")
+    def healthz() -> dict[str, str]:
+        return {"status": "alive"}
+
+    @router.get("/readyz")
+    def readyz() -> Response:
+        ready, checks = readiness(engine, clock, max_age)
+        body = json.dumps({"status": "ready" if ready else "not ready", "checks": checks})
+        return Response(body, status_code=200 if ready else 503, media_type="application/json")
+
+    return router
+
+
+def make_metrics_app(engine: Engine, config: Any, clock: Clock = SYSTEM_CLOCK,
+                     metrics: Metrics = DEFAULT_METRICS) -> FastAPI:
+    """A standalone ASGI app with the three routes (the daemon serves it on ``[metrics]``)."""
+    app = FastAPI(title="expiry-watchdog metrics", docs_url=None, redoc_url=None,
+                  openapi_url=None)
+    app.include_router(build_router(engine, alert_settings_of(config), clock, metrics))
+    return app

@@ -1,0 +1,250 @@
+"""Prometheus metrics on their own registry: database state read at scrape time, plus
+in-process counters the scan, the provider adapters and the sender increment.
+
+Series (all prefixed ``expiry_watchdog_``):
+
+* ``open_authorizations{provider,currency,bucket}`` and
+  ``money_at_risk_minor_units{provider,currency,bucket}`` — authorizations not yet
+  final, by time left to the deadline (``overdue``, ``lt_6h``, ``lt_24h``, ``lt_48h``,
+  ``lt_7d``, ``later``); money is the uncaptured amount in minor units;
+* ``authorizations{state}``; ``alerts_firing{kind,severity}``;
+  ``alert_deliveries_pending{sink}``;
+* ``last_successful_pass_timestamp_seconds`` (from the ``passes`` table, so timer mode
+  counts too) — the dead-man's switch; ``database_up``;
+* ``provider_requests_total{provider,operation,outcome}``,
+  ``provider_request_duration_seconds{provider,operation}``,
+  ``actions_total{provider,kind,outcome}`` (captures and cancels),
+  ``pass_duration_seconds``, ``pass_steps_total{step}``, ``pass_errors_total``,
+  ``alerts_sent_total{sink,outcome}``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from collections.abc import Awaitable, Iterator
+from typing import TYPE_CHECKING
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+from sqlalchemy import Engine, case, func, select
+from sqlalchemy.exc import SQLAlchemyError
+
+from watchdog.clock import SYSTEM_CLOCK, Clock
+from watchdog.db import transaction
+from watchdog.domain import FINAL_STATES, ProviderName, State
+from watchdog.models import Alert, AlertDelivery, Authorization, Pass
+from watchdog.providers.base import AuthRef, ProviderAdapter, ProviderResult, ProviderRules
+
+if TYPE_CHECKING:
+    from watchdog.scan import PassReport
+
+log = logging.getLogger("watchdog.metrics")
+
+PREFIX = "expiry_watchdog"
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+BUCKETS: tuple[tuple[str, dt.timedelta | None], ...] = (
+    ("lt_6h", dt.timedelta(hours=6)),
+    ("lt_24h", dt.timedelta(hours=24)),
+    ("lt_48h", dt.timedelta(hours=48)),
+    ("lt_7d", dt.timedelta(days=7)),
+    ("later", None),
+)
+LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 90, 120)
+PASS_BUCKETS = (0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600)
+
+
+class Metrics:
+    """In-process counters and histograms on a private registry (never the global one)."""
+
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry(auto_describe=True)
+        r = self.registry
+        self.provider_requests = Counter(
+            f"{PREFIX}_provider_requests", "Provider calls by operation and outcome.",
+            ["provider", "operation", "outcome"], registry=r)
+        self.provider_latency = Histogram(
+            f"{PREFIX}_provider_request_duration_seconds", "Provider call latency.",
+            ["provider", "operation"], buckets=LATENCY_BUCKETS, registry=r)
+        self.actions = Counter(
+            f"{PREFIX}_actions", "Capture and cancel requests by outcome (did money move?).",
+            ["provider", "kind", "outcome"], registry=r)
+        self.pass_duration = Histogram(
+            f"{PREFIX}_pass_duration_seconds", "Duration of scan passes in this process.",
+            buckets=PASS_BUCKETS, registry=r)
+        self.pass_steps = Counter(
+            f"{PREFIX}_pass_steps", "Steps executed by scan passes.", ["step"], registry=r)
+        self.pass_errors = Counter(
+            f"{PREFIX}_pass_errors", "Rows that failed inside a pass.", registry=r)
+        self.alerts_sent = Counter(
+            f"{PREFIX}_alerts_sent", "Alert delivery attempts by sink and outcome.",
+            ["sink", "outcome"], registry=r)
+
+    def observe_pass(self, report: PassReport) -> None:
+        """Record one finished pass (the scheduler calls this after ``run_pass``)."""
+        if report.finished_at is not None:
+            self.pass_duration.observe(
+                max((report.finished_at - report.started_at).total_seconds(), 0.0))
+        for step, count in report.steps.items():
+            self.pass_steps.labels(step).inc(count)
+        if report.errors:
+            self.pass_errors.inc(report.errors)
+
+    def alert_delivery(self, sink: str, outcome: str) -> None:
+        """Count one delivery attempt."""
+        self.alerts_sent.labels(sink, outcome).inc()
+
+    def provider_call(self, provider: str, operation: str, outcome: str, seconds: float) -> None:
+        """Count and time one provider call."""
+        self.provider_requests.labels(provider, operation, outcome).inc()
+        self.provider_latency.labels(provider, operation).observe(seconds)
+        if operation in ("capture", "cancel"):
+            self.actions.labels(provider, operation, outcome).inc()
+
+
+DEFAULT_METRICS = Metrics()
+
+
+class MeteredAdapter:
+    """Wraps a ProviderAdapter: times every call and counts outcomes (and exceptions)."""
+
+    def __init__(self, inner: ProviderAdapter, metrics: Metrics = DEFAULT_METRICS) -> None:
+        self.inner = inner
+        self.metrics = metrics
+
+    @property
+    def name(self) -> ProviderName:
+        """The wrapped provider."""
+        return self.inner.name
+
+    @property
+    def rules(self) -> ProviderRules:
+        """The wrapped provider's rules."""
+        return self.inner.rules
+
+    async def _timed(self, operation: str, call: Awaitable[ProviderResult]) -> ProviderResult:
+        started = time.perf_counter()
+        try:
+            result = await call
+        except BaseException:
+            self.metrics.provider_call(self.name.value, operation, "exception",
+                                       time.perf_counter() - started)
+            raise
+        self.metrics.provider_call(self.name.value, operation, result.outcome.value,
+                                   time.perf_counter() - started)
+        return result
+
+    async def status(self, ref: AuthRef) -> ProviderResult:
+        """Timed ``status``."""
+        return await self._timed("status", self.inner.status(ref))
+
+    async def capture(self, ref: AuthRef, amount: int, idempotency_key: str, *,
+                      final: bool) -> ProviderResult:
+        """Timed ``capture``."""
+        return await self._timed(
+            "capture", self.inner.capture(ref, amount, idempotency_key, final=final))
+
+    async def cancel(self, ref: AuthRef, idempotency_key: str) -> ProviderResult:
+        """Timed ``cancel``."""
+        return await self._timed("cancel", self.inner.cancel(ref, idempotency_key))
+
+    async def check(self) -> ProviderResult:
+        """Timed ``check``."""
+        return await self._timed("check", self.inner.check())
+
+
+class DatabaseCollector(Collector):
+    """Reads the state at scrape time: a few GROUP BY queries on indexed columns."""
+
+    def __init__(self, engine: Engine, clock: Clock = SYSTEM_CLOCK) -> None:
+        self.engine = engine
+        self.clock = clock
+
+    def collect(self) -> Iterator[Metric]:
+        """Yield the database-backed families; ``database_up`` 0 if the database fails."""
+        up = GaugeMetricFamily(f"{PREFIX}_database_up", "1 if the last scrape read the database.")
+        try:
+            families = list(self._families(self.clock.now()))
+        except SQLAlchemyError as exc:
+            log.warning("metrics scrape could not read the database",
+                        extra={"action": "metrics:db_error", "error": str(exc).splitlines()[0]})
+            up.add_metric([], 0)
+            yield up
+            return
+        up.add_metric([], 1)
+        yield up
+        yield from families
+
+    def _families(self, now: dt.datetime) -> Iterator[Metric]:
+        open_states = [s.value for s in State if s not in FINAL_STATES]
+        whens = [(Authorization.deadline <= now, "overdue")]
+        whens += [(Authorization.deadline <= now + lead, name)
+                  for name, lead in BUCKETS if lead is not None]
+        bucket = case(*whens, else_="later")
+        with transaction(self.engine) as session:
+            risk_rows = session.execute(
+                select(Authorization.provider, Authorization.currency, bucket, func.count(),
+                       func.sum(Authorization.amount - Authorization.captured_amount))
+                .where(Authorization.state.in_(open_states))
+                .group_by(Authorization.provider, Authorization.currency, bucket)
+            ).tuples().all()
+            state_rows = dict(session.execute(
+                select(Authorization.state, func.count()).group_by(Authorization.state)
+            ).tuples().all())
+            alert_rows = session.execute(
+                select(Alert.kind, Alert.severity, func.count())
+                .where(Alert.status == "firing").group_by(Alert.kind, Alert.severity)
+            ).tuples().all()
+            pending_rows = session.execute(
+                select(AlertDelivery.sink, func.count()).where(AlertDelivery.status == "pending")
+                .group_by(AlertDelivery.sink)
+            ).tuples().all()
+            last_pass = session.scalar(
+                select(func.max(Pass.finished_at)).where(Pass.ok.is_(True))
+            )
+        count = GaugeMetricFamily(
+            f"{PREFIX}_open_authorizations",
+            "Authorizations not yet captured, cancelled or expired, by time to deadline.",
+            labels=["provider", "currency", "bucket"])
+        money = GaugeMetricFamily(
+            f"{PREFIX}_money_at_risk_minor_units",
+            "Uncaptured amount of open authorizations in minor units, by time to deadline.",
+            labels=["provider", "currency", "bucket"])
+        for provider, currency, name, n, amount in risk_rows:
+            count.add_metric([provider, currency, str(name)], n)
+            money.add_metric([provider, currency, str(name)], int(amount or 0))
+        yield count
+        yield money
+        states = GaugeMetricFamily(f"{PREFIX}_authorizations", "Authorizations by state.",
+                                   labels=["state"])
+        for state in State:
+            states.add_metric([state.value], state_rows.get(state.value, 0))
+        yield states
+        firing = GaugeMetricFamily(f"{PREFIX}_alerts_firing",
+                                   "Alerts firing (not acknowledged or resolved).",
+                                   labels=["kind", "severity"])
+        for kind, severity, n in alert_rows:
+            firing.add_metric([kind, severity], n)
+        yield firing
+        pending = GaugeMetricFamily(f"{PREFIX}_alert_deliveries_pending",
+                                    "Alert deliveries waiting for (another) attempt.",
+                                    labels=["sink"])
+        for sink, n in pending_rows:
+            pending.add_metric([sink], n)
+        yield pending
+        if last_pass is not None:
+            heartbeat = GaugeMetricFamily(
+                f"{PREFIX}_last_successful_pass_timestamp_seconds",
+                "Unix time when the last successful scan pass finished (any worker).")
+            heartbeat.add_metric([], last_pass.timestamp())
+            yield heartbeat
+
+
+def render_metrics(engine: Engine, metrics: Metrics = DEFAULT_METRICS,
+                   clock: Clock = SYSTEM_CLOCK) -> bytes:
+    """The exposition text: database state plus this process's counters."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(DatabaseCollector(engine, clock))
+    return generate_latest(registry) + generate_latest(metrics.registry)
