@@ -16,7 +16,7 @@ from sqlalchemy import select
 
 from watchdog.alerting import AlertStatus
 from watchdog.alerts.settings import alert_settings_of
-from watchdog.clock import SYSTEM_CLOCK
+from watchdog.clock import SYSTEM_CLOCK, Clock
 from watchdog.durations import parse_duration
 from watchdog.errors import WatchdogError
 
@@ -33,6 +33,12 @@ def _obj(ctx: click.Context) -> Any:
     if obj is None:
         raise click.UsageError("run through `expiry-watchdog` (no context object)")
     return obj
+
+
+def _clock(ctx: click.Context) -> Clock:
+    """The context object's clock when it has one (tests), else the wall clock."""
+    clock = getattr(ctx.find_root().obj, "clock", None)
+    return clock if clock is not None else SYSTEM_CLOCK
 
 
 def _fail(exc: Exception) -> None:
@@ -72,7 +78,7 @@ def check(ctx: click.Context, warning_stale: str, critical_stale: str) -> None:
         result = CheckResult(CheckCode.UNKNOWN, [f"cannot open the database: {exc}"])
     else:
         try:
-            result = nagios_check(engine, SYSTEM_CLOCK, warn, crit)
+            result = nagios_check(engine, _clock(ctx), warn, crit)
         finally:
             engine.dispose()
     click.echo(result.line)
@@ -91,7 +97,7 @@ def ack(ctx: click.Context, authorization_id: int, note: str) -> None:
     try:
         engine = _obj(ctx).engine()
         try:
-            done = acknowledge(engine, authorization_id, note, operator())
+            done = acknowledge(engine, authorization_id, note, operator(), _clock(ctx))
         finally:
             engine.dispose()
     except WatchdogError as exc:
