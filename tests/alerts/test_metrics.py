@@ -125,3 +125,24 @@ def test_database_down_scrapes_database_up_zero(tmp_path: object, clock: FrozenC
     assert _get(app, "/readyz").status_code == 503
     assert _get(app, "/healthz").status_code == 200
     engine.dispose()
+
+
+def test_real_uvicorn_on_loopback(engine: Engine, config: Config, clock: FrozenClock) -> None:
+    from watchdog.health import MetricsServer
+
+    _pass(engine, clock.now())
+
+    async def run() -> tuple[int, str]:
+        server = MetricsServer(make_metrics_app(engine, config, clock, Metrics()), "127.0.0.1", 0)
+        await server.start()
+        try:
+            async with httpx.AsyncClient() as client:
+                ready = await client.get(f"http://127.0.0.1:{server.port}/readyz")
+                scraped = await client.get(f"http://127.0.0.1:{server.port}/metrics")
+        finally:
+            await server.stop()
+        return ready.status_code, scraped.text
+
+    status, body = asyncio.run(run())
+    assert status == 200
+    assert "expiry_watchdog_last_successful_pass_timestamp_seconds" in body
