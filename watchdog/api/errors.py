@@ -61,7 +61,9 @@ def error_response(status: int, errors: Sequence[tuple[str, str]],
     )
 
 
-def _field(loc: Sequence[Any]) -> str:
+def _field(loc: Sequence[Any], kind: str = "") -> str:
+    if kind in ("json_invalid", "json_type"):
+        return "body"
     parts = [str(p) for p in loc]
     if len(parts) > 1 and parts[0] in _LOCATIONS:
         parts = parts[1:]
@@ -76,6 +78,8 @@ def _reason(err: Mapping[str, Any]) -> str:
         return "is required"
     if kind in ("json_invalid", "json_type"):
         return "is not valid JSON"
+    if kind == "model_type":
+        return "must be a JSON object"
     return str(err.get("msg", "is invalid"))
 
 
@@ -100,7 +104,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     async def on_request_validation(request: Request, exc: Exception) -> ErrorResponse:
         assert isinstance(exc, RequestValidationError)
-        errors = [(_field(e.get("loc", ())), _reason(e)) for e in exc.errors()]
+        errors = [(_field(e.get("loc", ()), e.get("type", "")), _reason(e)) for e in exc.errors()]
         return reply(request, 422, errors or [("body", "is invalid")])
 
     async def on_http(request: Request, exc: Exception) -> ErrorResponse:

@@ -8,7 +8,10 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic import BaseModel
+from pydantic import ValidationError as PydanticValidationError
 from sqlalchemy import Engine
 from sqlalchemy.exc import IntegrityError
 from starlette.concurrency import run_in_threadpool
@@ -113,8 +116,11 @@ def _inline_refs(schema: dict[str, Any]) -> dict[str, Any]:
     return result
 
 
-_REGISTRATION_BODY = {"requestBody": {"required": True, "content": {"application/json": {
-    "schema": _inline_refs(RegistrationIn.model_json_schema())}}}}
+def _body_schema(model: type[BaseModel]) -> dict[str, Any]:
+    """``openapi_extra`` documenting a JSON body the handler parses itself (after auth)."""
+    return {"requestBody": {"required": True, "content": {"application/json": {
+        "schema": _inline_refs(model.model_json_schema())}}}}
+
 
 router = APIRouter(prefix="/v1")
 
@@ -173,7 +179,7 @@ def _register(ctx: ApiContext, data: dict[str, Any], actor: str) -> tuple[bool, 
     "/authorizations", status_code=201, response_model=RecordOut,
     responses={200: {"model": RecordOut, "description": "Already registered, identical."},
                **_errors(403, 409, 413)},
-    openapi_extra=_REGISTRATION_BODY, summary="Register an authorization to watch",
+    openapi_extra=_body_schema(RegistrationIn), summary="Register an authorization to watch",
 )
 async def register(request: Request, response: Response, ctx: Ctx, who: Writer) -> Any:
     """Same record and validation as the import. Identical re-registration answers 200;
@@ -236,14 +242,21 @@ def _instruct(ctx: ApiContext, authorization_id: int, kind: InstructionKind, act
 
 @router.post("/authorizations/{authorization_id}/capture-instruction", status_code=202,
              response_model=InstructionAccepted, responses=_errors(403, 404, 409, 413),
+             openapi_extra=_body_schema(CaptureInstructionIn),
              summary="Capture now, or be ready to capture at the deadline")
-def capture_instruction(authorization_id: AuthorizationId, body: CaptureInstructionIn,
-                        ctx: Ctx, who: Writer) -> Any:
+async def capture_instruction(authorization_id: AuthorizationId, request: Request,
+                              ctx: Ctx, who: Writer) -> Any:
     """Validated against the open amount and the provider's partial/multiple-capture rules;
     the worker carries it out on its next pass."""
+    raw = await request.body()  # read after authentication, so a bad token never learns more
+    try:
+        body = CaptureInstructionIn.model_validate_json(raw or b"null")
+    except PydanticValidationError as exc:
+        raise RequestValidationError(exc.errors(include_url=False, include_input=False)) from None
     kind = (InstructionKind.CAPTURE_NOW if body.when == "now"
             else InstructionKind.CAPTURE_AT_DEADLINE)
-    return _instruct(ctx, authorization_id, kind, f"api:{who.name}", body.amount, body.final)
+    return await run_in_threadpool(_instruct, ctx, authorization_id, kind, f"api:{who.name}",
+                                   body.amount, body.final)
 
 
 @router.post("/authorizations/{authorization_id}/cancel", status_code=202,

@@ -7,6 +7,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
 
 from watchdog.domain import OnDeadline, ProviderName, State
+from watchdog.money import CURRENCY_EXPONENTS
 
 MAX_ID = 2**63 - 1
 
@@ -37,7 +38,8 @@ class RegistrationIn(BaseModel):
     order_id: str = Field(pattern=r"^[A-Za-z0-9_.:\-]{1,64}$",
                           description="The provider's order/transaction id.")
     amount: StrictInt = Field(ge=1, le=10**15, description="Authorized amount in minor units.")
-    currency: str = Field(pattern=r"^[A-Z]{3}$", description="ISO 4217 code, e.g. JPY.")
+    currency: str = Field(description="ISO 4217 code, e.g. JPY.",
+                          json_schema_extra={"enum": sorted(CURRENCY_EXPONENTS)})
     authorized_at: str = Field(
         description="ISO 8601 instant with a UTC offset (naive times are rejected).",
         json_schema_extra={"format": "date-time"},
