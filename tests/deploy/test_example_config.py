@@ -98,3 +98,38 @@ def test_example_is_rejected_when_a_key_is_misspelt(tmp_path: Path) -> None:
     result = run([watchdog_cli(), "--config", broken, "config", "check"], env=clean_env())
     assert result.returncode == 1
     assert "scheduler.scan_intervall: unknown key" in result.stderr
+
+
+_ALLOWED = re.compile(r"^error: (\S*?)\.?zz_probe: unknown key \(allowed here: ([^)]*)\)", re.M)
+
+
+def _app_allowed_keys(tmp_path: Path, table: str) -> set[str] | None:
+    """The keys the app itself accepts in ``table`` (from its own "unknown key" error),
+    or None when the app does not restrict that table."""
+    probe = tmp_path / "probe.toml"
+    probe.write_text((f"[{table}]\n" if table else "") + "zz_probe = 1\n", encoding="utf-8")
+    result = run([watchdog_cli(), "--config", probe, "config", "check"], env=clean_env())
+    match = _ALLOWED.search(result.stderr)
+    if result.returncode == 0 or match is None:
+        assert result.returncode == 0, result.stderr
+        return None
+    return {k.strip() for k in match.group(2).split(",")}
+
+
+def test_example_covers_every_key_the_app_accepts(tmp_path: Path) -> None:
+    """Asks the real CLI which keys each table accepts (its strict-key error lists
+    them), so a key added to the app must be added to the example (and, by the
+    tests above, to docs/configuration.md). Tables the app does not validate
+    strictly yet report nothing and so demand nothing."""
+    top = _app_allowed_keys(tmp_path, "")
+    assert top is not None and "providers" in top
+    example = example_keys()
+    missing: set[str] = set()
+    for table in sorted(top - {"providers"}):
+        allowed = _app_allowed_keys(tmp_path, table)
+        missing |= {f"{table}.{k}" for k in allowed or ()} - example
+    for name in PROVIDERS:
+        allowed = _app_allowed_keys(tmp_path, f"providers.{name}")
+        assert allowed, f"providers.{name} accepts no keys?"
+        missing |= {f"providers.<name>.{k}" for k in allowed} - example
+    assert not missing, f"the app accepts keys the example does not show: {sorted(missing)}"
