@@ -56,7 +56,8 @@ def read_secret(name: str, environ: Mapping[str, str] | None = None) -> Secret |
     if cred_dir:
         path = Path(cred_dir) / name
         if path.is_file():
-            return Secret(path.read_text(encoding="utf-8").strip())
+            value = path.read_text(encoding="utf-8").strip()
+            return Secret(value) if value else None
     return None
 
 
