@@ -130,7 +130,9 @@ _DEFAULT_TIMEOUTS: dict[ProviderName, tuple[float, float]] = {
     ProviderName.CLEARPAY: (10.0, 70.0),
 }
 
-_POLICY_DURATIONS = ("alert_lead", "capture_lead", "critical_lead", "safety_margin", "sync_interval")
+_POLICY_DURATIONS = (
+    "alert_lead", "capture_lead", "critical_lead", "safety_margin", "sync_interval",
+)
 _TOP_LEVEL = {"database", "policy", "scheduler", "api", "providers", "display", "alerts", "metrics"}
 
 

@@ -1,4 +1,4 @@
-"""Durations as operators write them: ``90s``, ``15m``, ``48h``, ``7d`` (and combinations like ``1d12h``)."""
+"""Durations as operators write them: ``90s``, ``15m``, ``48h``, ``7d``; combined: ``1d12h``."""
 
 from __future__ import annotations
 

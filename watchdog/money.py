@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
+from decimal import MAX_EMAX, MIN_EMIN, Context, Decimal, Inexact, InvalidOperation, Overflow
 
 # ISO 4217 minor-unit exponents for the currencies the four providers settle in,
 # plus the common ones a merchant may hold. A currency not listed is rejected.
@@ -56,10 +56,17 @@ def from_major(value: str | int | float | Decimal, currency: str) -> int:
         raise ValueError(f"amount {value!r} is not a number") from None
     if not amount.is_finite():
         raise ValueError(f"amount {value!r} is not a finite number")
-    minor = amount.scaleb(exp)
-    if minor != minor.to_integral_value():
+    if amount.copy_abs() > MAX_MINOR:
+        raise ValueError(f"amount {value!r} is implausibly large for {currency}")
+    # scaleb() rounds to the context's precision (28 digits by default) and flushes tiny
+    # exponents to zero, which would turn "1.0000…0001" or "1e-999999999" into a whole
+    # number; a context as precise as the amount itself keeps the shift exact.
+    exact = Context(prec=max(len(amount.as_tuple().digits), 1), Emin=MIN_EMIN, Emax=MAX_EMAX,
+                    traps=[InvalidOperation, Inexact, Overflow])
+    minor = amount.scaleb(exp, context=exact)
+    if minor != minor.to_integral_value(context=exact):
         raise ValueError(f"amount {value!r} has more than {exp} decimals for {currency}")
-    if abs(minor) > MAX_MINOR:
+    if minor.copy_abs() > MAX_MINOR:
         raise ValueError(f"amount {value!r} is implausibly large for {currency}")
     return int(minor)
 

@@ -258,7 +258,8 @@ def validate_instruction(
     """Refuse an instruction the provider's rules or the open amount cannot honour."""
     if auth.state not in (State.AUTHORIZED, State.PARTIALLY_CAPTURED):
         raise InstructionError(
-            f"authorization {auth.id} is {auth.state}; only an open authorization takes instructions"
+            f"authorization {auth.id} is {auth.state}; "
+            "only an open authorization takes instructions"
         )
     if kind is InstructionKind.CANCEL_NOW:
         return

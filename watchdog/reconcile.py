@@ -48,7 +48,9 @@ def reconcile(
         captured = provider_captured if provider_captured else max(auth.captured_amount, 1)
         captured = max(captured, auth.captured_amount)
         if auth.captured_amount == 0 and auth.state is not State.CAPTURING:
-            drift = "provider reports the authorization captured, but the watchdog never captured it"
+            drift = (
+                "provider reports the authorization captured, but the watchdog never captured it"
+            )
         values.update(captured_amount=min(captured, auth.amount))
         return Reconciliation(values, State.CAPTURED, drift)
     if snap.state is ProviderState.PARTIALLY_CAPTURED:
@@ -67,7 +69,9 @@ def reconcile(
         if auth.captured_amount > 0:
             return Reconciliation(values, State.CAPTURED, None)
         if auth.state is not State.CANCELING:
-            drift = "provider reports the authorization cancelled, but the watchdog never cancelled it"
+            drift = (
+                "provider reports the authorization cancelled, but the watchdog never cancelled it"
+            )
         return Reconciliation(values, State.CANCELED, drift)
     if snap.state is ProviderState.EXPIRED:
         if auth.captured_amount > 0:

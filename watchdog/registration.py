@@ -63,7 +63,9 @@ def parse_instant(value: Any, field: str) -> dt.datetime:
     if not isinstance(parsed, dt.datetime):
         raise ValidationError(field, f"{value!r} is a date, not a timestamp with time and offset")
     if not re.search(r"(Z|[+-]\d{2}(:?\d{2})?)$", text):
-        raise ValidationError(field, f"{value!r} has no UTC offset; write e.g. 2026-11-20T10:00:00+09:00")
+        raise ValidationError(
+            field, f"{value!r} has no UTC offset; write e.g. 2026-11-20T10:00:00+09:00"
+        )
     return dt.datetime.fromtimestamp(parsed.timestamp(), tz=dt.UTC).replace(
         microsecond=parsed.microsecond
     )
@@ -106,9 +108,8 @@ def validate_record(data: Mapping[str, Any]) -> NewAuthorization:
     try:
         provider = ProviderName(str(data["provider"]).strip().lower())
     except ValueError:
-        raise ValidationError(
-            "provider", f"{data['provider']!r} is not one of {', '.join(p.value for p in ProviderName)}"
-        ) from None
+        known = ", ".join(p.value for p in ProviderName)
+        raise ValidationError("provider", f"{data['provider']!r} is not one of {known}") from None
     order_id = str(data["order_id"]).strip()
     if not _ORDER_ID.match(order_id):
         raise ValidationError("order_id", "must be 1-64 characters of letters, digits, _ . : -")
