@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import contextlib
 import getpass
-import importlib
 import os
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from functools import wraps
 from typing import Any, ParamSpec, Protocol, TypeVar
 
 import click
+from fastapi import APIRouter
 from sqlalchemy import Engine
 
 from watchdog import tokens
@@ -36,15 +36,22 @@ class _HasConfig(Protocol):
     def engine(self) -> Any: ...
 
 
-def _config_and_engine() -> tuple[Config, Engine]:
+@contextlib.contextmanager
+def _config_and_engine() -> Iterator[tuple[Config, Engine]]:
+    """The main group's config and a fresh engine (disposed on exit); standalone: the default."""
     obj = click.get_current_context().find_root().obj
     if obj is not None and hasattr(obj, "config") and hasattr(obj, "engine"):
         holder: _HasConfig = obj
+        config = holder.config
         engine = holder.engine()
         assert isinstance(engine, Engine)
-        return holder.config, engine
-    config = load_config(None)
-    return config, make_engine(config.database_url)
+    else:
+        config = load_config(None)
+        engine = make_engine(config.database_url)
+    try:
+        yield config, engine
+    finally:
+        engine.dispose()
 
 
 def _operator() -> str:
@@ -75,20 +82,28 @@ def _errors(func: Callable[P, R]) -> Callable[P, R]:
 @_errors
 def serve(host: str | None, port: int | None) -> None:
     """Serve the HTTP API (a separate process on the same database as the daemon)."""
+    import uvicorn
+
     from watchdog.api import create_app
     from watchdog.api.server import uvicorn_config
     from watchdog.runtime import require_schema
 
-    config, engine = _config_and_engine()
-    require_schema(engine)
-    extra = []
-    with contextlib.suppress(ImportError):  # metrics/health endpoints, once that module exists
-        extra.append(importlib.import_module("watchdog.metrics").router)
-    app = create_app(engine, config, SYSTEM_CLOCK, extra_routers=extra)
-    import uvicorn
+    with _config_and_engine() as (config, engine):
+        require_schema(engine)
+        app = create_app(engine, config, SYSTEM_CLOCK,
+                         extra_routers=_health_routers(engine, config))
+        uvicorn.Server(uvicorn_config(app, host or config.api.host,
+                                      config.api.port if port is None else port)).run()
 
-    uvicorn.Server(uvicorn_config(app, host or config.api.host,
-                                  config.api.port if port is None else port)).run()
+
+def _health_routers(engine: Engine, config: Config) -> list[APIRouter]:
+    """``/healthz``, ``/readyz``, ``/metrics`` from ``watchdog.health``, when it is installed."""
+    try:
+        from watchdog.alerts.settings import alert_settings_of
+        from watchdog.health import build_router
+    except ImportError:
+        return []
+    return [build_router(engine, alert_settings_of(config), SYSTEM_CLOCK)]
 
 
 @click.group("tokens")
@@ -103,8 +118,8 @@ def tokens_group() -> None:
 @_errors
 def tokens_create(name: str, scope: str) -> None:
     """Create a token and print it once; it cannot be shown again."""
-    _, engine = _config_and_engine()
-    secret = tokens.create(engine, name, tokens.Scope(scope), _operator(), SYSTEM_CLOCK.now())
+    with _config_and_engine() as (_, engine):
+        secret = tokens.create(engine, name, tokens.Scope(scope), _operator(), SYSTEM_CLOCK.now())
     click.echo(secret)
     click.echo(f"token {name!r} ({scope}) created; store it now, it is not shown again",
                err=True)
@@ -115,8 +130,8 @@ def tokens_create(name: str, scope: str) -> None:
 @_errors
 def tokens_revoke(name: str) -> None:
     """Revoke a token; the API refuses it from the next request on."""
-    _, engine = _config_and_engine()
-    tokens.revoke(engine, name, _operator(), SYSTEM_CLOCK.now())
+    with _config_and_engine() as (_, engine):
+        tokens.revoke(engine, name, _operator(), SYSTEM_CLOCK.now())
     click.echo(f"token {name!r} revoked")
 
 
@@ -124,8 +139,8 @@ def tokens_revoke(name: str) -> None:
 @_errors
 def tokens_list() -> None:
     """Every token: name, scope, created, last used, revoked."""
-    _, engine = _config_and_engine()
-    rows = tokens.list_tokens(engine)
+    with _config_and_engine() as (_, engine):
+        rows = tokens.list_tokens(engine)
     click.echo(f"{'name':<24} {'scope':<6} {'created':<26} {'last used':<26} revoked")
     for t in rows:
         click.echo(f"{t.name:<24} {t.scope.value:<6} {t.created_at.isoformat():<26} "

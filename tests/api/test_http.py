@@ -11,7 +11,7 @@ from tests.api.conftest import Api, record
 from watchdog import audit, store
 from watchdog.db import transaction
 from watchdog.domain import State
-from watchdog.models import Authorization, AuditRow
+from watchdog.models import AuditRow, Authorization
 
 
 def _counts(api: Api) -> tuple[int, int]:

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
+from pydantic import BaseModel, ConfigDict, Field, JsonValue, StrictBool, StrictInt
 
 from watchdog.domain import OnDeadline, ProviderName, State
 from watchdog.money import CURRENCY_EXPONENTS
 
 MAX_ID = 2**63 - 1
+_CURRENCIES: list[JsonValue] = [*sorted(CURRENCY_EXPONENTS)]
 
 
 class FieldError(BaseModel):
@@ -39,7 +40,7 @@ class RegistrationIn(BaseModel):
                           description="The provider's order/transaction id.")
     amount: StrictInt = Field(ge=1, le=10**15, description="Authorized amount in minor units.")
     currency: str = Field(description="ISO 4217 code, e.g. JPY.",
-                          json_schema_extra={"enum": sorted(CURRENCY_EXPONENTS)})
+                          json_schema_extra={"enum": _CURRENCIES})
     authorized_at: str = Field(
         description="ISO 8601 instant with a UTC offset (naive times are rejected).",
         json_schema_extra={"format": "date-time"},
