@@ -8,6 +8,7 @@ Mounted on the main group by ``watchdog.cli`` (``main.add_command(serve)``,
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import getpass
 import os
 import sys
@@ -135,6 +136,10 @@ def tokens_revoke(name: str) -> None:
     click.echo(f"token {name!r} revoked")
 
 
+def _when(instant: dt.datetime | None) -> str:
+    return instant.isoformat(timespec="seconds") if instant else "-"
+
+
 @tokens_group.command("list")
 @_errors
 def tokens_list() -> None:
@@ -143,9 +148,9 @@ def tokens_list() -> None:
         rows = tokens.list_tokens(engine)
     click.echo(f"{'name':<24} {'scope':<6} {'created':<26} {'last used':<26} revoked")
     for t in rows:
-        click.echo(f"{t.name:<24} {t.scope.value:<6} {t.created_at.isoformat():<26} "
-                   f"{t.last_used_at.isoformat() if t.last_used_at else '-':<26} "
-                   f"{t.revoked_at.isoformat() if t.revoked_at else '-'}")
+        used = _when(t.last_used_at)
+        click.echo(f"{t.name:<24} {t.scope.value:<6} {_when(t.created_at):<26} {used:<26} "
+                   f"{_when(t.revoked_at)}")
     if not rows:
         click.echo("(no tokens)")
 
