@@ -17,7 +17,6 @@ from functools import wraps
 from typing import Any, ParamSpec, Protocol, TypeVar
 
 import click
-from fastapi import APIRouter
 from sqlalchemy import Engine
 
 from watchdog import tokens
@@ -86,25 +85,15 @@ def serve(host: str | None, port: int | None) -> None:
     import uvicorn
 
     from watchdog.api import create_app
-    from watchdog.api.server import uvicorn_config
+    from watchdog.api.server import health_routers, uvicorn_config
     from watchdog.runtime import require_schema
 
     with _config_and_engine() as (config, engine):
         require_schema(engine)
         app = create_app(engine, config, SYSTEM_CLOCK,
-                         extra_routers=_health_routers(engine, config))
+                         extra_routers=health_routers(engine, config))
         uvicorn.Server(uvicorn_config(app, host or config.api.host,
                                       config.api.port if port is None else port)).run()
-
-
-def _health_routers(engine: Engine, config: Config) -> list[APIRouter]:
-    """``/healthz``, ``/readyz``, ``/metrics`` from ``watchdog.health``, when it is installed."""
-    try:
-        from watchdog.alerts.settings import alert_settings_of
-        from watchdog.health import build_router
-    except ImportError:
-        return []
-    return [build_router(engine, alert_settings_of(config), SYSTEM_CLOCK)]
 
 
 @click.group("tokens")

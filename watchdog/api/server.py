@@ -6,15 +6,28 @@ signal handlers of its own; the daemon stops it with ``should_exit = True``.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import logging
 import socket
 import threading
-from collections.abc import Generator
+from collections.abc import AsyncIterator, Generator, Iterable
 from types import TracebackType
 from typing import Self
 
 import uvicorn
-from fastapi import FastAPI
+from fastapi import APIRouter, FastAPI
+from sqlalchemy import Engine
+
+from watchdog.clock import SYSTEM_CLOCK, Clock
+from watchdog.config import Config
+from watchdog.errors import WatchdogError
+
+log = logging.getLogger("watchdog.api")
+
+
+class ApiUnavailable(WatchdogError):
+    """The HTTP API could not start (usually: the address is already in use)."""
 
 
 def uvicorn_config(app: FastAPI, host: str, port: int) -> uvicorn.Config:
@@ -38,6 +51,80 @@ class EmbeddedServer(uvicorn.Server):
 def embedded_server(app: FastAPI, host: str, port: int) -> EmbeddedServer:
     """A server to ``await server.serve()`` beside the scheduler on the daemon's loop."""
     return EmbeddedServer(uvicorn_config(app, host, port))
+
+
+def health_routers(engine: Engine, config: Config, clock: Clock = SYSTEM_CLOCK) -> list[APIRouter]:
+    """``/healthz``, ``/readyz`` and ``/metrics`` from ``watchdog.health``, when it is installed."""
+    try:
+        from watchdog.alerts.settings import alert_settings_of
+        from watchdog.health import build_router
+    except ImportError:
+        return []
+    return [build_router(engine, alert_settings_of(config), clock)]
+
+
+class EmbeddedApi:
+    """The API as a task on the caller's event loop (the daemon's), started and stopped
+    explicitly: ``start`` returns once the port is bound or raises ApiUnavailable."""
+
+    def __init__(self, app: FastAPI, host: str, port: int) -> None:
+        self.host = host
+        self.server = embedded_server(app, host, port)
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def port(self) -> int:
+        """The bound port (useful when configured as 0)."""
+        return int(self.server.servers[0].sockets[0].getsockname()[1])
+
+    async def _serve(self) -> None:
+        try:
+            await self.server.serve()
+        except SystemExit:  # uvicorn exits when it cannot bind; a daemon must not
+            raise ApiUnavailable(
+                f"the HTTP API could not listen on {self.host}:{self.server.config.port} "
+                f"(see the log line before this one); set [api] host/port or enabled = false"
+            ) from None
+
+    async def start(self) -> None:
+        """Serve; return once listening."""
+        self._task = asyncio.create_task(self._serve(), name="watchdog-api")
+        while not self.server.started:
+            if self._task.done():
+                self._task.result()  # raises ApiUnavailable
+                raise ApiUnavailable("the HTTP API stopped during startup")
+            await asyncio.sleep(0.01)
+        log.info("API listening", extra={"action": "api:start", "host": self.host,
+                                         "port": self.port})
+
+    async def stop(self) -> None:
+        """Finish in-flight requests (up to the graceful timeout) and stop."""
+        if self._task is None:
+            return
+        self.server.should_exit = True
+        await self._task
+        self._task = None
+
+
+@contextlib.asynccontextmanager
+async def embedded_api(
+    engine: Engine, config: Config, clock: Clock = SYSTEM_CLOCK,
+    extra_routers: Iterable[APIRouter] | None = None,
+) -> AsyncIterator[EmbeddedApi | None]:
+    """Run the API beside the scheduler while the block runs (None when [api] enabled = false)."""
+    if not config.api.enabled:
+        yield None
+        return
+    from watchdog.api.app import create_app
+
+    routers = health_routers(engine, config, clock) if extra_routers is None else extra_routers
+    api = EmbeddedApi(create_app(engine, config, clock, extra_routers=routers),
+                      config.api.host, config.api.port)
+    await api.start()
+    try:
+        yield api
+    finally:
+        await api.stop()
 
 
 class ThreadedServer:
