@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import replace
 from zoneinfo import ZoneInfo
 
 from hypothesis import assume, given
@@ -18,7 +19,7 @@ from watchdog.domain import (
     ProviderName,
     State,
 )
-from watchdog.policy import Step, deadline_of, open_amount, plan, timeline
+from watchdog.policy import Decision, Step, deadline_of, open_amount, plan, timeline
 
 MINUTE = 60
 HOUR = 3600
@@ -101,9 +102,11 @@ def cases(
 
 
 def _replace(auth: AuthorizationSnapshot, **changes: object) -> AuthorizationSnapshot:
-    from dataclasses import replace
-
     return replace(auth, **changes)  # type: ignore[arg-type]
+
+
+def _replace_decision(decision: Decision, **changes: object) -> Decision:
+    return replace(decision, **changes)  # type: ignore[arg-type]
 
 
 
@@ -209,7 +212,14 @@ def test_offsets_of_the_inputs_do_not_change_the_decision(
         expires_at=auth.expires_at.astimezone(zone_auth) if auth.expires_at else None,
     )
     assert deadline_of(moved, rules_) == deadline_of(auth, rules_)
-    assert plan(moved, rules_, policy, now.astimezone(zone_now)) == plan(auth, rules_, policy, now)
+    # Compared in UTC: PEP 495 makes == across zones False for an ambiguous wall time.
+    assert _in_utc(plan(moved, rules_, policy, now.astimezone(zone_now))) == _in_utc(
+        plan(auth, rules_, policy, now))
+
+
+def _in_utc(decision: Decision) -> Decision:
+    at = decision.next_action_at
+    return _replace_decision(decision, next_action_at=at.astimezone(dt.UTC) if at else None)
 
 
 @given(st.sampled_from(ProviderName), st.sampled_from(ZONES),

@@ -125,7 +125,8 @@ def test_a_float_amount_is_refused_even_when_whole() -> None:
                     allow_imaginary=False))
 def test_parse_instant_keeps_the_exact_instant(value: dt.datetime) -> None:
     parsed = parse_instant(value.isoformat(), "authorized_at")
-    assert parsed == value
+    # astimezone(UTC) first: PEP 495 makes == across zones False for an ambiguous wall time.
+    assert parsed == value.astimezone(dt.UTC)
     assert parsed.tzinfo is dt.UTC
 
 
