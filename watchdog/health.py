@@ -8,7 +8,6 @@ the same outbox as every other alert.
 
 from __future__ import annotations
 
-import asyncio
 import datetime as dt
 import enum
 import json
@@ -338,62 +337,3 @@ def make_metrics_app(engine: Engine, config: Any, clock: Clock = SYSTEM_CLOCK,
                   openapi_url=None)
     app.include_router(build_router(engine, alert_settings_of(config), clock, metrics))
     return app
-
-
-class _QuietServer:
-    """uvicorn without its own signal handling (the daemon owns SIGTERM/SIGINT)."""
-
-    @staticmethod
-    def build(app: FastAPI, host: str, port: int) -> Any:
-        import contextlib
-        from collections.abc import Iterator
-
-        import uvicorn
-
-        class Server(uvicorn.Server):
-            @contextlib.contextmanager
-            def capture_signals(self) -> Iterator[None]:
-                yield
-
-        return Server(uvicorn.Config(app, host=host, port=port, log_level="warning",
-                                     access_log=False, lifespan="off"))
-
-
-class MetricsServer:
-    """Serves ``make_metrics_app`` on ``[metrics] host:port`` inside the daemon's event loop.
-
-        server = MetricsServer(app, "127.0.0.1", 9787)
-        await server.start()      # returns once listening
-        ...
-        await server.stop()
-    """
-
-    def __init__(self, app: FastAPI, host: str, port: int) -> None:
-        self._server = _QuietServer.build(app, host, port)
-        self._task: asyncio.Task[None] | None = None
-
-    @property
-    def port(self) -> int:
-        """The bound port (useful with port 0)."""
-        servers = getattr(self._server, "servers", [])
-        for server in servers:
-            for sock in server.sockets:
-                return int(sock.getsockname()[1])
-        return int(self._server.config.port)
-
-    async def start(self) -> None:
-        """Start serving; raise OSError when the port cannot be bound."""
-        self._task = asyncio.create_task(self._server.serve())
-        while not self._server.started:
-            if self._task.done():
-                self._task.result()
-                raise OSError(f"metrics server on {self._server.config.host}:"
-                              f"{self._server.config.port} did not start")
-            await asyncio.sleep(0.01)
-
-    async def stop(self) -> None:
-        """Stop serving and wait for the server task."""
-        self._server.should_exit = True
-        if self._task is not None:
-            await self._task
-            self._task = None

@@ -20,11 +20,13 @@ Series (all prefixed ``expiry_watchdog_``):
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import logging
+import socket
 import time
 from collections.abc import Awaitable, Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -189,18 +191,18 @@ class DatabaseCollector(Collector):
                        func.sum(Authorization.amount - Authorization.captured_amount))
                 .where(Authorization.state.in_(open_states))
                 .group_by(Authorization.provider, Authorization.currency, bucket)
-            ).tuples().all()
+            ).all()
             state_rows = dict(session.execute(
                 select(Authorization.state, func.count()).group_by(Authorization.state)
-            ).tuples().all())
+            ).all())
             alert_rows = session.execute(
                 select(Alert.kind, Alert.severity, func.count())
                 .where(Alert.status == "firing").group_by(Alert.kind, Alert.severity)
-            ).tuples().all()
+            ).all()
             pending_rows = session.execute(
                 select(AlertDelivery.sink, func.count()).where(AlertDelivery.status == "pending")
                 .group_by(AlertDelivery.sink)
-            ).tuples().all()
+            ).all()
             last_pass = session.scalar(
                 select(func.max(Pass.finished_at)).where(Pass.ok.is_(True))
             )
@@ -248,3 +250,60 @@ def render_metrics(engine: Engine, metrics: Metrics = DEFAULT_METRICS,
     registry = CollectorRegistry(auto_describe=False)
     registry.register(DatabaseCollector(engine, clock))
     return generate_latest(registry) + generate_latest(metrics.registry)
+
+
+class _QuietServer:
+    """uvicorn without its own signal handling (the daemon owns SIGTERM/SIGINT)."""
+
+    @staticmethod
+    def build(app: Any, host: str, port: int) -> Any:
+        import contextlib
+
+        import uvicorn
+
+        class Server(uvicorn.Server):
+            @contextlib.contextmanager
+            def capture_signals(self) -> Iterator[None]:
+                yield
+
+        return Server(uvicorn.Config(app, host=host, port=port, log_level="warning",
+                                     access_log=False, lifespan="off"))
+
+
+class MetricsServer:
+    """Serves ``watchdog.health.make_metrics_app`` on ``[metrics] host:port`` in the daemon loop.
+
+        server = MetricsServer(app, "127.0.0.1", 9787)
+        await server.start()      # OSError when the port is taken
+        ...
+        await server.stop()
+    """
+
+    def __init__(self, app: Any, host: str, port: int) -> None:
+        self.host, self.requested_port = host, port
+        self._server = _QuietServer.build(app, host, port)
+        self._socket: socket.socket | None = None
+        self._task: asyncio.Task[None] | None = None
+
+    @property
+    def port(self) -> int:
+        """The bound port (useful with port 0)."""
+        if self._socket is None:
+            return self.requested_port
+        return int(self._socket.getsockname()[1])
+
+    async def start(self) -> None:
+        """Bind (OSError if the port is taken), then serve in a task."""
+        self._socket = socket.create_server((self.host, self.requested_port), reuse_port=False)
+        self._task = asyncio.create_task(self._server.serve(sockets=[self._socket]))
+        await asyncio.sleep(0)  # connections wait in the listen backlog until it accepts
+
+    async def stop(self) -> None:
+        """Stop serving and wait for the server task."""
+        self._server.should_exit = True
+        if self._task is not None:
+            await self._task
+            self._task = None
+        if self._socket is not None:
+            self._socket.close()
+            self._socket = None

@@ -128,7 +128,7 @@ def test_database_down_scrapes_database_up_zero(tmp_path: object, clock: FrozenC
 
 
 def test_real_uvicorn_on_loopback(engine: Engine, config: Config, clock: FrozenClock) -> None:
-    from watchdog.health import MetricsServer
+    from watchdog.metrics import MetricsServer
 
     _pass(engine, clock.now())
 
@@ -146,3 +146,23 @@ def test_real_uvicorn_on_loopback(engine: Engine, config: Config, clock: FrozenC
     status, body = asyncio.run(run())
     assert status == 200
     assert "expiry_watchdog_last_successful_pass_timestamp_seconds" in body
+
+
+def test_busy_port_is_an_oserror_not_an_exit(engine: Engine, config: Config,
+                                             clock: FrozenClock) -> None:
+    import socket
+
+    import pytest
+
+    from watchdog.metrics import MetricsServer
+
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen(1)
+    try:
+        server = MetricsServer(make_metrics_app(engine, config, clock, Metrics()), "127.0.0.1",
+                               busy.getsockname()[1])
+        with pytest.raises(OSError, match="in use"):
+            asyncio.run(server.start())
+    finally:
+        busy.close()
