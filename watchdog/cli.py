@@ -19,6 +19,7 @@ from typing import Any, ParamSpec, TypeVar
 import click
 
 from watchdog import __version__, audit, migrate, service
+from watchdog.cli_api import serve, tokens_group
 from watchdog.clock import SYSTEM_CLOCK
 from watchdog.config import Config, load_config
 from watchdog.domain import InstructionKind
@@ -500,3 +501,7 @@ def _safe_url(config: Config) -> str:
 
 
 _ = (ValidationError, dt)
+
+
+main.add_command(serve)
+main.add_command(tokens_group)

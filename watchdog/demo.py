@@ -77,6 +77,9 @@ on_deadline = "capture"
 [scheduler]
 scan_interval = "2s"
 
+[api]
+enabled = false
+
 {providers}""",
         encoding="utf-8",
     )

@@ -18,6 +18,7 @@ from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 
 from watchdog import systemd
+from watchdog.api.server import embedded_api
 from watchdog.clock import SYSTEM_CLOCK, Clock
 from watchdog.config import Config
 from watchdog.runtime import require_schema, scanner_runtime
@@ -48,7 +49,10 @@ class Daemon:
         """Run until SIGTERM/SIGINT (or ``max_passes``); return the exit code."""
         require_schema(self.engine)
         loop = asyncio.get_running_loop()
-        async with scanner_runtime(self.config, self.engine, self.clock) as runtime:
+        async with (
+            scanner_runtime(self.config, self.engine, self.clock) as runtime,
+            embedded_api(self.engine, self.config, self.clock),
+        ):
             scanner = runtime.scanner
 
             def request_stop(signame: str) -> None:

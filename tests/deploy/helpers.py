@@ -64,7 +64,7 @@ def clean_env(**extra: str) -> dict[str, str]:
 
 def sqlite_config(path: Path, database: Path, **scheduler: str) -> Path:
     """Write a config on a SQLite file with every provider disabled (no network)."""
-    lines = ["[database]", f'url = "sqlite:///{database}"']
+    lines = ["[database]", f'url = "sqlite:///{database}"', "[api]", "port = 0"]
     if scheduler:
         lines.append("[scheduler]")
         lines += [f'{key} = "{value}"' for key, value in scheduler.items()]

@@ -36,6 +36,7 @@ def write_config(path: Path, db_url: str, base_urls: dict[str, str] | None = Non
         f'[providers.{name}]\nbase_url = "{url}"\n' for name, url in (base_urls or {}).items()
     )
     path.write_text(f'[database]\nurl = "{db_url}"\n[scheduler]\nscan_interval = "1s"\n'
+                    '[api]\nport = 0\n'
                     f'{extra}\n{providers}', encoding="utf-8")
     return path
 

@@ -23,6 +23,8 @@ from watchdog.sandbox.server import SandboxServer
 
 STEPS = ["before_intent", "after_intent", "after_send", "after_provider", "before_outcome"]
 FAST = """
+[api]
+enabled = false
 [scheduler]
 lease = "2s"
 [providers.smartpay]
