@@ -187,7 +187,7 @@ def _claim(engine: Engine, settings: AlertSettings, sinks: dict[str, Sink], now:
         )
         if is_postgres(engine):
             query = query.with_for_update(skip_locked=True, of=AlertDelivery)
-        for delivery, alert in session.execute(query).tuples():
+        for delivery, alert in session.execute(query):
             if delivery.revision < alert.revision:
                 delivery.status = SUPERSEDED
                 delivery.last_error = f"superseded by revision {alert.revision}"
@@ -309,7 +309,7 @@ async def _repost(engine: Engine, settings: AlertSettings, sinks: dict[str, Sink
                        Alert.status == AlertStatus.FIRING.value,
                        AlertDelivery.sent_at <= now - settings.resend_interval)
                 .order_by(AlertDelivery.id).limit(settings.batch_size)
-            ).tuples().all()
+            ).all()
             notes = [Notification.of(alert, Event.TRIGGER, delivery_id)
                      for delivery_id, alert in rows]
         if not notes:
@@ -341,7 +341,7 @@ def pending_summary(engine: Engine) -> dict[str, int]:
         rows = session.execute(
             select(AlertDelivery.sink, func.count()).where(AlertDelivery.status == PENDING)
             .group_by(AlertDelivery.sink)
-        ).tuples().all()
+        ).all()
     return {sink: int(count) for sink, count in rows}
 
 
