@@ -41,12 +41,24 @@ def reconcile(
     if snap.expires_at is not None:
         values["provider_expires_at"] = snap.expires_at
     if snap.state is ProviderState.UNRECOGNISED:
-        return Reconciliation(values, State.NEEDS_ATTENTION, None,
-                              f"provider reported an unrecognised status {snap.raw_state!r}")
+        return Reconciliation(
+            values,
+            State.NEEDS_ATTENTION,
+            None,
+            f"provider reported an unrecognised status {snap.raw_state!r}",
+        )
     provider_captured = _bounded(snap.captured_amount, auth.amount)
     if snap.state in (ProviderState.CAPTURED, ProviderState.CAPTURE_PENDING):
-        captured = provider_captured if provider_captured else max(auth.captured_amount, 1)
-        captured = max(captured, auth.captured_amount)
+        if provider_captured is None and auth.captured_amount == 0 and not auth.state.is_in_flight:
+            # Captured by someone else and the API does not say how much: never guess.
+            return Reconciliation(
+                values,
+                State.NEEDS_ATTENTION,
+                None,
+                f"provider reports {snap.raw_state!r} but the watchdog never captured it and "
+                "the amount is not shown; record what was captured by hand",
+            )
+        captured = max(provider_captured or 0, auth.captured_amount)
         if auth.captured_amount == 0 and auth.state is not State.CAPTURING:
             drift = (
                 "provider reports the authorization captured, but the watchdog never captured it"
@@ -78,8 +90,12 @@ def reconcile(
             return Reconciliation(values, State.CAPTURED, None)
         return Reconciliation(values, State.EXPIRED, "provider reports the authorization expired")
     if snap.state in (ProviderState.DECLINED, ProviderState.PENDING):
-        return Reconciliation(values, State.NEEDS_ATTENTION, None,
-                              f"provider reports {snap.raw_state!r}: not an open authorization")
+        return Reconciliation(
+            values,
+            State.NEEDS_ATTENTION,
+            None,
+            f"provider reports {snap.raw_state!r}: not an open authorization",
+        )
     return Reconciliation(values, None, drift)
 
 

@@ -32,8 +32,9 @@ PARTIAL = snapshot(state=State.PARTIALLY_CAPTURED, captured_amount=3_000, captur
     ("auth", "provider", "new_state", "drifts", "attention"),
     [
         (OPEN, PS.AUTHORIZED, None, False, False),
-        (OPEN, PS.CAPTURED, State.CAPTURED, True, False),
-        (OPEN, PS.CAPTURE_PENDING, State.CAPTURED, True, False),
+        # Captured elsewhere with no amount shown: a human records it, nothing is guessed.
+        (OPEN, PS.CAPTURED, State.NEEDS_ATTENTION, False, True),
+        (OPEN, PS.CAPTURE_PENDING, State.NEEDS_ATTENTION, False, True),
         (OPEN, PS.CANCELED, State.CANCELED, True, False),
         (OPEN, PS.EXPIRED, State.EXPIRED, True, False),
         (OPEN, PS.DECLINED, State.NEEDS_ATTENTION, False, True),
@@ -180,3 +181,10 @@ def test_effect_present(
     expected: bool | None,
 ) -> None:
     assert effect_present(auth, kind, amount, snap) is expected
+
+
+def test_captured_elsewhere_with_an_amount_is_drift_with_that_amount() -> None:
+    rec = reconcile(OPEN, answer(PS.CAPTURED, captured_amount=4_000), NOW)
+    assert rec.new_state is State.CAPTURED
+    assert rec.drift is not None
+    assert rec.values["captured_amount"] == 4_000
