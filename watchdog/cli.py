@@ -20,6 +20,8 @@ import click
 
 from watchdog import __version__, audit, migrate, service
 from watchdog.cli_api import serve, tokens_group
+from watchdog.cli_oncall import COMMANDS as _ONCALL_COMMANDS
+from watchdog.cli_operator import COMMANDS as _OPERATOR_COMMANDS
 from watchdog.clock import SYSTEM_CLOCK
 from watchdog.config import Config, load_config
 from watchdog.domain import InstructionKind
@@ -355,9 +357,11 @@ def audit_verify(ctx: Ctx) -> None:
 
 
 @main.command("scan")
+@click.option("--dry-run", is_flag=True, envvar="WATCHDOG_DRY_RUN", show_envvar=True,
+              help="Plan, read statuses and audit what would happen; move no money.")
 @pass_ctx
 @friendly_errors
-def scan(ctx: Ctx) -> None:
+def scan(ctx: Ctx, dry_run: bool) -> None:
     """Run one pass and exit (for a systemd timer)."""
     from watchdog.runtime import require_schema, scanner_runtime
 
@@ -365,7 +369,7 @@ def scan(ctx: Ctx) -> None:
     require_schema(engine)
 
     async def one_pass() -> str:
-        async with scanner_runtime(ctx.config, engine, SYSTEM_CLOCK) as runtime:
+        async with scanner_runtime(ctx.config, engine, SYSTEM_CLOCK, dry_run=dry_run) as runtime:
             report = await runtime.scanner.run_pass()
             return report.summary()
 
@@ -374,13 +378,15 @@ def scan(ctx: Ctx) -> None:
 
 @main.command("run")
 @click.option("--max-passes", type=int, default=None, hidden=True)
+@click.option("--dry-run", is_flag=True, envvar="WATCHDOG_DRY_RUN", show_envvar=True,
+              help="Plan, read statuses and audit what would happen; move no money.")
 @pass_ctx
 @friendly_errors
-def run(ctx: Ctx, max_passes: int | None) -> None:
+def run(ctx: Ctx, max_passes: int | None, dry_run: bool) -> None:
     """Run the daemon: scan every scheduler.scan_interval until SIGTERM."""
     from watchdog.scheduler import Daemon
 
-    daemon = Daemon(ctx.config, ctx.engine(), max_passes=max_passes)
+    daemon = Daemon(ctx.config, ctx.engine(), max_passes=max_passes, dry_run=dry_run)
     sys.exit(asyncio.run(daemon.run()))
 
 
@@ -505,3 +511,7 @@ _ = (ValidationError, dt)
 
 main.add_command(serve)
 main.add_command(tokens_group)
+for _command in _ONCALL_COMMANDS:  # check, ack, notify, alerts
+    main.add_command(_command)
+for _command in _OPERATOR_COMMANDS:  # pause, resume, approve, explain
+    main.add_command(_command)

@@ -16,6 +16,12 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from watchdog.alerts.settings import (
+    AlertSettings,
+    MetricsSettings,
+    parse_alert_settings,
+    parse_metrics_settings,
+)
 from watchdog.domain import OnDeadline, ProviderName
 from watchdog.durations import parse_duration
 from watchdog.errors import ConfigError
@@ -36,6 +42,11 @@ class PolicySettings:
     safety_margin: dt.timedelta = dt.timedelta(minutes=15)
     on_deadline: OnDeadline = OnDeadline.CAPTURE
     sync_interval: dt.timedelta = dt.timedelta(hours=12)
+    # Guard rails: an action budget per pass, an amount above which a capture waits for
+    # `expiry-watchdog approve ID`, and plan-and-log-only mode.
+    max_actions_per_pass: int | None = None
+    max_capture_amount: int | None = None
+    dry_run: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +110,8 @@ class Config:
     api: ApiSettings = field(default_factory=ApiSettings)
     timezone: str = "UTC"
     providers: Mapping[ProviderName, ProviderSettings] = field(default_factory=dict)
+    alerts: AlertSettings = field(default_factory=AlertSettings)
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
     source: str = "<embedded defaults>"
     raw: Mapping[str, Any] = field(default_factory=dict, compare=False)
 
@@ -196,7 +209,8 @@ def parse_config(data: Mapping[str, Any], environ: Mapping[str, str] | None = No
     }
     return Config(
         database_url=url, policy=policy, scheduler=scheduler, api=api, timezone=timezone,
-        providers=providers, raw=dict(data),
+        providers=providers, alerts=parse_alert_settings(_table(data, "alerts"), env),
+        metrics=parse_metrics_settings(_table(data, "metrics")), raw=dict(data),
     )
 
 
@@ -205,7 +219,7 @@ def _provider(
     env: Mapping[str, str],
 ) -> ProviderSettings:
     where = f"providers.{name}"
-    policy_keys = {"on_deadline", *_POLICY_DURATIONS}
+    policy_keys = {"on_deadline", *_POLICY_DURATIONS, *_GUARD_RAILS}
     allowed = {
         "base_url", "window", "connect_timeout", "read_timeout", "max_concurrency", "rate_limit",
         "retry_attempts", "retry_backoff", "enabled", "user_agent", "origin", *policy_keys,
@@ -249,11 +263,19 @@ def _provider(
     )
 
 
+_GUARD_RAILS = ("max_actions_per_pass", "max_capture_amount", "dry_run")
+
+
 def _policy(table: Mapping[str, Any], where: str, base: PolicySettings) -> PolicySettings:
-    _only_keys(table, {"on_deadline", *_POLICY_DURATIONS}, where)
+    _only_keys(table, {"on_deadline", *_POLICY_DURATIONS, *_GUARD_RAILS}, where)
     values: dict[str, Any] = {
         key: _duration(table, key, where, getattr(base, key)) for key in _POLICY_DURATIONS
     }
+    for key in ("max_actions_per_pass", "max_capture_amount"):
+        values[key] = (
+            _int(table, key, where, 0, minimum=1) if key in table else getattr(base, key)
+        )
+    values["dry_run"] = _bool(table, "dry_run", where, base.dry_run)
     raw = table.get("on_deadline", base.on_deadline.value)
     try:
         values["on_deadline"] = OnDeadline(raw)

@@ -16,6 +16,7 @@ from watchdog.clock import SYSTEM_CLOCK, Clock
 from watchdog.config import Config
 from watchdog.domain import ProviderName
 from watchdog.errors import ConfigError, WatchdogError
+from watchdog.metrics import MeteredAdapter
 from watchdog.providers.base import ProviderAdapter
 from watchdog.providers.http import make_http_client
 from watchdog.providers.limits import LimitedAdapter
@@ -47,7 +48,8 @@ def configured_adapters(
         except ConfigError as exc:
             problems[name] = str(exc)
             continue
-        adapters[name] = LimitedAdapter(adapter, settings.max_concurrency, settings.rate_limit)
+        adapters[name] = MeteredAdapter(
+            LimitedAdapter(adapter, settings.max_concurrency, settings.rate_limit))
     return adapters, problems
 
 
@@ -76,6 +78,7 @@ async def scanner_runtime(
     engine: Engine,
     clock: Clock = SYSTEM_CLOCK,
     worker: str | None = None,
+    dry_run: bool = False,
 ) -> AsyncIterator[Runtime]:
     """A scanner with its HTTP client; closes the client on exit."""
     client = make_http_client(max_connections=max(64, config.scheduler.concurrency * 2))
@@ -86,7 +89,9 @@ async def scanner_runtime(
                 "provider unusable",
                 extra={"action": "provider:unusable", "provider": name, "reason": why},
             )
-        scanner = Scanner(engine, config, adapters, clock, worker or process_actor())
+        scanner = Scanner(
+            engine, config, adapters, clock, worker or process_actor(), dry_run=dry_run
+        )
         yield Runtime(scanner, client, problems)
     finally:
         await client.aclose()

@@ -15,10 +15,10 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
-from watchdog import audit, faultpoints, store
+from watchdog import audit, controls, faultpoints, store
 from watchdog.alerting import AlertKind, Severity, alert_details, raise_alert, resolve_alerts
 from watchdog.audit import AuditEvent
 from watchdog.clock import Clock
@@ -70,6 +70,7 @@ class Scanner:
         clock: Clock,
         worker: str,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        dry_run: bool = False,
     ) -> None:
         self.engine = engine
         self.config = config
@@ -77,7 +78,10 @@ class Scanner:
         self.clock = clock
         self.worker = worker
         self.sleep = sleep
+        self.dry_run = dry_run or config.policy.dry_run
         self._stopping = False
+        self._actions_this_pass: dict[str, int] = {}
+        self._last_pass_end: dt.datetime | None = None
 
     def stop(self) -> None:
         """Finish the rows in hand, claim no more."""
@@ -86,6 +90,8 @@ class Scanner:
     async def run_pass(self) -> PassReport:
         """Work every due row once (earliest deadline first) and record the pass."""
         report = PassReport(started_at=self.clock.now())
+        self._actions_this_pass = {}
+        self._last_pass_end = self._previous_pass_end()
         pass_id = self._record_pass_start(report.started_at)
         seen: set[int] = set()
         semaphore = asyncio.Semaphore(self.config.scheduler.concurrency)
@@ -339,6 +345,16 @@ class Scanner:
             if rec.new_state in (State.CAPTURED, State.CANCELED):
                 self._apply_reconciliation(row, result, now)
                 return
+        guard_at = self._timeline(row).guard_at
+        if self._last_pass_end is not None and self._last_pass_end < guard_at <= now - (
+            self.config.scheduler.scan_interval * 2
+        ):
+            decision = Decision(
+                decision.step,
+                decision.next_action_at,
+                f"{decision.reason}; watchdog was down from "
+                f"{self._last_pass_end.isoformat()} to {now.isoformat()}",
+            )
         with self._tx() as session:
             store.guarded_update(
                 session,
@@ -397,10 +413,110 @@ class Scanner:
         fresh = self._decide(row, now)
         if fresh.step is not decision.step or fresh.amount != decision.amount:
             return True  # the provider's answer changed the plan; take it from the top
+        held = self._guard_rail(row, kind, decision)
+        if held is not None:
+            self._hold(row, kind, decision, *held)
+            return held[2]  # a held row goes on to its alerts; a deferred one waits its turn
+        self._count_action(row)
         faultpoints.checkpoint("before_intent")
         action = self._commit_intent(row, kind, decision, now)
         faultpoints.checkpoint("after_intent")
         return await self._send(row, action, adapter)
+
+    def _guard_rail(
+        self, row: Authorization, kind: ActionKind, decision: Decision
+    ) -> tuple[str, str, bool] | None:
+        """Why this action must wait, as (event, reason, retry_later); None lets it go."""
+        provider = ProviderName(row.provider)
+        policy = self.config.policy_for(provider)
+        if self.dry_run or policy.dry_run:
+            return "would", f"dry run: would {kind} {decision.amount or ''}".strip(), True
+        with Session(self.engine) as session:
+            paused = controls.pause_for(controls.pauses(session), provider)
+            approved = controls.is_approved(session, row.id)
+        if paused is not None:
+            scope = "all providers" if paused.scope == controls.GLOBAL else paused.scope
+            return "held", f"{scope} paused by {paused.actor}: {paused.reason}", True
+        budget = self.config.policy.max_actions_per_pass
+        if budget is not None and sum(self._actions_this_pass.values()) >= budget:
+            return "deferred", f"action budget of {budget} per pass used up", False
+        provider_budget = policy.max_actions_per_pass
+        if provider_budget is not None and self._actions_this_pass.get(row.provider, 0) >= (
+            provider_budget
+        ):
+            return "deferred", f"{provider} action budget of {provider_budget} used up", False
+        limit = policy.max_capture_amount
+        if (
+            kind is ActionKind.CAPTURE
+            and limit is not None
+            and (decision.amount or 0) > limit
+            and not approved
+        ):
+            return (
+                "held",
+                f"capture of {decision.amount} exceeds max_capture_amount {limit}; "
+                f"approve with `expiry-watchdog approve {row.id}`",
+                True,
+            )
+        return None
+
+    def _count_action(self, row: Authorization) -> None:
+        self._actions_this_pass[row.provider] = self._actions_this_pass.get(row.provider, 0) + 1
+
+    def _hold(
+        self,
+        row: Authorization,
+        kind: ActionKind,
+        decision: Decision,
+        event: str,
+        reason: str,
+        retry_later: bool,
+    ) -> None:
+        """Audit an action held back by a guard rail, alert on-call, and look again later."""
+        now = self.clock.now()
+        with self._tx() as session:
+            values: dict[str, Any] = {"updated_at": now}
+            if retry_later:
+                values["not_before"] = now + self.config.scheduler.scan_interval
+            store.guarded_update(session, row, [State(row.state)], values, worker=self.worker)
+            if retry_later:
+                self._replan(session, row, now)
+            else:
+                store.release(session, row, self.worker)
+            audit.append(
+                session,
+                [
+                    self._event(
+                        row,
+                        f"scan:{kind.value}:{event}",
+                        amount=decision.amount,
+                        detail={
+                            "reason": reason,
+                            "decision": decision.reason,
+                            "deadline": row.deadline.isoformat(),
+                        },
+                    )
+                ],
+                now,
+            )
+            if event == "held":
+                raise_alert(
+                    session,
+                    AlertKind.DEADLINE_APPROACHING,
+                    Severity.WARNING,
+                    f"{row.provider} order {row.order_id}: {kind} held back — {reason}",
+                    alert_details(row, f"{kind} held: {reason}", self.config.zone),
+                    now,
+                    self.worker,
+                    authorization_id=row.id,
+                    provider=row.provider,
+                )
+
+    def _previous_pass_end(self) -> dt.datetime | None:
+        with Session(self.engine) as session:
+            return session.execute(
+                select(func.max(Pass.finished_at)).where(Pass.ok.is_(True))
+            ).scalar_one_or_none()
 
     def _commit_intent(
         self, row: Authorization, kind: ActionKind, decision: Decision, now: dt.datetime
@@ -918,7 +1034,12 @@ class Scanner:
     def _record_pass_start(self, now: dt.datetime) -> int:
         with self._tx() as session:
             record = Pass(
-                worker=self.worker, started_at=now, processed=0, failed=0, ok=False, dry_run=False
+                worker=self.worker,
+                started_at=now,
+                processed=0,
+                failed=0,
+                ok=False,
+                dry_run=self.dry_run,
             )
             session.add(record)
             session.flush()

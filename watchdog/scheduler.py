@@ -12,15 +12,19 @@ import datetime as dt
 import logging
 import signal
 
+import httpx
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
 
 from watchdog import systemd
+from watchdog.alerts.sender import sender_tick
 from watchdog.api.server import embedded_api
 from watchdog.clock import SYSTEM_CLOCK, Clock
 from watchdog.config import Config
+from watchdog.health import make_metrics_app
+from watchdog.metrics import DEFAULT_METRICS, MetricsServer
 from watchdog.runtime import require_schema, scanner_runtime
 
 log = logging.getLogger("watchdog.daemon")
@@ -35,7 +39,9 @@ class Daemon:
         engine: Engine,
         clock: Clock = SYSTEM_CLOCK,
         max_passes: int | None = None,
+        dry_run: bool = False,
     ) -> None:
+        self.dry_run = dry_run
         self.config = config
         self.engine = engine
         self.clock = clock
@@ -50,7 +56,7 @@ class Daemon:
         require_schema(self.engine)
         loop = asyncio.get_running_loop()
         async with (
-            scanner_runtime(self.config, self.engine, self.clock) as runtime,
+            scanner_runtime(self.config, self.engine, self.clock, dry_run=self.dry_run) as runtime,
             embedded_api(self.engine, self.config, self.clock),
         ):
             scanner = runtime.scanner
@@ -80,6 +86,7 @@ class Daemon:
                         )
                         self.engine.dispose()
                         return
+                    DEFAULT_METRICS.observe_pass(report)
                     self.passes += 1
                     self.last_ok = self.clock.now()
                     log.info(
@@ -104,6 +111,31 @@ class Daemon:
                 misfire_grace_time=int(self.config.scheduler.misfire_grace.total_seconds()),
                 next_run_time=dt.datetime.now(dt.UTC),
             )
+            # Alerts: their own job, so a sink that is down never delays a pass.
+            notify_client = httpx.AsyncClient()
+
+            async def notify() -> None:
+                await sender_tick(self.engine, self.config.alerts, notify_client, self.clock)
+
+            scheduler.add_job(
+                notify, IntervalTrigger(seconds=self.config.alerts.interval.total_seconds(),
+                                        timezone=dt.UTC),
+                id="notify", coalesce=True, max_instances=1, misfire_grace_time=60,
+                next_run_time=dt.datetime.now(dt.UTC),
+            )
+            # /metrics /healthz /readyz ride on the API; without the API, serve them alone.
+            metrics_server: MetricsServer | None = None
+            if self.config.metrics.enabled and not self.config.api.enabled:
+                metrics_server = MetricsServer(
+                    make_metrics_app(self.engine, self.config, self.clock),
+                    self.config.metrics.host, self.config.metrics.port,
+                )
+                try:
+                    await metrics_server.start()
+                except OSError:  # a busy port must not stop the money work
+                    log.exception("metrics endpoint not served",
+                                  extra={"action": "daemon:metrics_unavailable"})
+                    metrics_server = None
             heartbeat = systemd.watchdog_interval()
             if heartbeat:
                 scheduler.add_job(
@@ -131,6 +163,9 @@ class Daemon:
                     )
             finally:
                 scheduler.shutdown(wait=False)
+                if metrics_server is not None:
+                    await metrics_server.stop()
+                await notify_client.aclose()
         return 0
 
     async def _heartbeat(self) -> None:

@@ -1,0 +1,79 @@
+"""Operator control: pause/resume money movement, approve large captures, explain a plan."""
+
+from __future__ import annotations
+
+import click
+
+from watchdog import controls
+from watchdog.clock import SYSTEM_CLOCK
+
+
+@click.command("pause")
+@click.option("--provider", default=controls.GLOBAL, help="Pause one provider (default: all).")
+@click.option("--reason", required=True, help="Why; shown in alerts, plan and the audit.")
+@click.pass_context
+def pause(click_ctx: click.Context, provider: str, reason: str) -> None:
+    """Stop moving money (globally or for one provider); planning and alerting go on."""
+    from watchdog.cli import friendly_errors, operator
+
+    @friendly_errors
+    def act() -> None:
+        controls.pause(click_ctx.obj.engine(), provider, reason, operator(), SYSTEM_CLOCK.now())
+        click.echo(
+            f"paused {'all providers' if provider == controls.GLOBAL else provider}: {reason}"
+        )
+
+    act()
+
+
+@click.command("resume")
+@click.option("--provider", default=controls.GLOBAL, help="Resume one provider (default: all).")
+@click.pass_context
+def resume(click_ctx: click.Context, provider: str) -> None:
+    """Lift a pause; what is due is acted on at the next pass."""
+    from watchdog.cli import friendly_errors, operator
+
+    @friendly_errors
+    def act() -> None:
+        lifted = controls.resume(click_ctx.obj.engine(), provider, operator(), SYSTEM_CLOCK.now())
+        click.echo(f"resumed {provider}" if lifted else f"{provider} was not paused")
+
+    act()
+
+
+@click.command("approve")
+@click.argument("authorization_id", type=int)
+@click.option("--note", default="", help="Why, for the audit trail.")
+@click.pass_context
+def approve(click_ctx: click.Context, authorization_id: int, note: str) -> None:
+    """Approve an automatic capture above max_capture_amount for one authorization."""
+    from watchdog.cli import friendly_errors, operator
+
+    @friendly_errors
+    def act() -> None:
+        controls.approve(
+            click_ctx.obj.engine(), authorization_id, operator(), SYSTEM_CLOCK.now(), note
+        )
+        click.echo(f"#{authorization_id}: capture approved; the next pass carries it out")
+
+    act()
+
+
+@click.command("explain")
+@click.argument("authorization_id", type=int)
+@click.pass_context
+def explain(click_ctx: click.Context, authorization_id: int) -> None:
+    """Why this authorization gets this action at this time, and what would change it."""
+    from watchdog.cli import friendly_errors
+    from watchdog.explain import explain as explain_lines
+
+    @friendly_errors
+    def act() -> None:
+        ctx = click_ctx.obj
+        for line in explain_lines(ctx.engine(), ctx.config, authorization_id):
+            click.echo(line)
+
+    act()
+
+
+COMMANDS = [pause, resume, approve, explain]
