@@ -77,3 +77,47 @@ def explain(click_ctx: click.Context, authorization_id: int) -> None:
 
 
 COMMANDS = [pause, resume, approve, explain]
+
+
+@click.command("resolve")
+@click.argument("authorization_id", type=int)
+@click.option(
+    "--state",
+    "state_name",
+    required=True,
+    type=click.Choice(["captured", "canceled", "expired", "authorized", "partially_captured"]),
+    help="What you found at the provider (authorized = hand it back to the watchdog).",
+)
+@click.option("--captured-amount", type=int, default=None, help="Minor units captured in total.")
+@click.option("--note", required=True, help="What you checked, for the audit trail.")
+@click.pass_context
+def resolve(
+    click_ctx: click.Context,
+    authorization_id: int,
+    state_name: str,
+    captured_amount: int | None,
+    note: str,
+) -> None:
+    """Close out an authorization in needs_attention with what really happened."""
+    from watchdog import service
+    from watchdog.cli import friendly_errors, operator
+    from watchdog.domain import State
+
+    @friendly_errors
+    def act() -> None:
+        ctx = click_ctx.obj
+        row = service.resolve_attention(
+            ctx.engine(),
+            ctx.config,
+            authorization_id,
+            State(state_name),
+            operator(),
+            note,
+            captured_amount,
+        )
+        click.echo(f"#{row.id}: now {row.state}")
+
+    act()
+
+
+COMMANDS.append(resolve)

@@ -280,3 +280,52 @@ def load_for_import(path: str) -> Path:
     if not p.is_file():
         raise FileNotFoundError(f"import file {path} does not exist")
     return p
+
+
+_RESOLVABLE = {State.CAPTURED, State.CANCELED, State.EXPIRED, State.AUTHORIZED,
+               State.PARTIALLY_CAPTURED}
+
+
+def resolve_attention(
+    engine: Engine, config: Config, authorization_id: int, state: State, actor: str,
+    note: str, captured_amount: int | None = None, clock: Clock = SYSTEM_CLOCK,
+) -> Authorization:
+    """Record what an operator found at the provider for an authorization in needs_attention.
+
+    ``authorized`` hands it back to the watchdog; a final state closes it. The note and the
+    operator go into the audit trail, and the authorization's alerts resolve.
+    """
+    from watchdog.alerting import resolve_alerts
+    from watchdog.errors import ValidationError
+
+    if state not in _RESOLVABLE:
+        raise ValidationError("--state", f"must be one of {', '.join(sorted(_RESOLVABLE))}")
+    if not note.strip():
+        raise ValidationError("--note", "say what you found at the provider")
+    now = clock.now()
+    with transaction(engine) as session:
+        row = store.get(session, authorization_id)
+        captured = row.captured_amount if captured_amount is None else captured_amount
+        if not 0 <= captured <= row.amount:
+            raise ValidationError(
+                "--captured-amount", f"must be between 0 and the authorized {row.amount}"
+            )
+        if state is State.CAPTURED and captured == 0:
+            raise ValidationError("--captured-amount", "a captured authorization needs the amount")
+        values: dict[str, Any] = {
+            "state": state.value, "captured_amount": captured, "updated_at": now,
+            "instruction": None, "not_before": None, "attempts": 0, "last_error": None,
+            "claimed_by": None, "claimed_until": None,
+        }
+        previous = row.state
+        store.guarded_update(session, row, [State.NEEDS_ATTENTION], values)
+        store.guarded_update(session, row, [state], store.replan_values(
+            store.snapshot(row), config, now))
+        audit.append(session, [AuditEvent(
+            event="operator:authorization:resolve", actor=actor, authorization_id=row.id,
+            provider=row.provider, order_id=row.order_id, amount=captured,
+            currency=row.currency, state_from=previous, state_to=state.value,
+            detail={"note": note},
+        )], now)
+        resolve_alerts(session, row.id, now, actor, f"resolved by operator: {note}")
+        return row

@@ -157,3 +157,34 @@ def test_explain_names_deadline_source_and_rule_for_each_provider(engine: Engine
     explicit = _register(engine, config, clock, "clearpay", "9002", 1000, age=DAY,
                          expires_at=(clock.now() + DAY).isoformat())
     assert "explicit expires_at" in "\n".join(explain(engine, config, explicit, clock))
+
+
+def test_operator_resolves_needs_attention_with_what_happened(engine: Engine, config: Config, clock: FrozenClock) -> None:
+    import pytest
+
+    from watchdog import service
+    from watchdog.errors import TransitionError, ValidationError
+    from watchdog.providers.base import Outcome
+
+    fake = FakeProvider(ProviderName.CLEARPAY)
+    fake.add("9101", 5000)
+    auth_id = _register(engine, config, clock, "clearpay", "9101", 5000, age=DUE)
+
+    async def refuse(ref, amount, key, *, final):  # type: ignore[no-untyped-def]
+        return fake._result(Outcome.REJECTED, "capture", "412 payment_voided")
+
+    fake.capture = refuse  # type: ignore[method-assign]
+    asyncio.run(_scanner(engine, config, clock, {ProviderName.CLEARPAY: fake}).run_pass())
+    assert _row(engine, auth_id).state == State.NEEDS_ATTENTION
+    with pytest.raises(ValidationError, match="--captured-amount"):
+        service.resolve_attention(engine, config, auth_id, State.CAPTURED, "cli:dana", "seen in dashboard", clock=clock)
+    row = service.resolve_attention(engine, config, auth_id, State.CAPTURED, "cli:dana",
+                                    "captured by hand in the dashboard", captured_amount=5000, clock=clock)
+    assert row.state == State.CAPTURED
+    with transaction(engine) as s:
+        assert {a.status for a in s.scalars(select(Alert).where(Alert.authorization_id == auth_id))} == {"resolved"}
+    last = audit.query(engine, authorization_id=auth_id)[-2]
+    assert last.event == "operator:authorization:resolve"
+    assert last.actor == "cli:dana"
+    with pytest.raises(TransitionError):
+        service.resolve_attention(engine, config, auth_id, State.CANCELED, "cli:dana", "again", clock=clock)
