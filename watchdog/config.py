@@ -47,6 +47,11 @@ class PolicySettings:
     max_actions_per_pass: int | None = None
     max_capture_amount: int | None = None
     dry_run: bool = False
+    # Business calendar: an automatic action due on a weekend or holiday (in the display
+    # time zone) moves to the business day before, never later.
+    avoid_weekends: bool = False
+    holidays: tuple[dt.date, ...] = ()
+    calendar_timezone: str = "UTC"
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,9 +196,6 @@ def parse_config(data: Mapping[str, Any], environ: Mapping[str, str] | None = No
     database = _table(data, "database")
     _only_keys(database, {"url"}, "database")
     url = env.get("WATCHDOG_DATABASE_URL") or _str(database, "url", "database", "sqlite:///watchdog.db")
-    policy = _policy(_table(data, "policy"), "policy", PolicySettings())
-    scheduler = _scheduler(_table(data, "scheduler"))
-    api = _api(_table(data, "api"))
     display = _table(data, "display")
     _only_keys(display, {"timezone"}, "display")
     timezone = _str(display, "timezone", "display", "UTC")
@@ -201,6 +203,11 @@ def parse_config(data: Mapping[str, Any], environ: Mapping[str, str] | None = No
         ZoneInfo(timezone)
     except (ZoneInfoNotFoundError, ValueError, OSError):  # "Europe" is a directory: OSError
         raise ConfigError(f"display.timezone: {timezone!r} is not an IANA time zone") from None
+    policy = _policy(
+        _table(data, "policy"), "policy", PolicySettings(calendar_timezone=timezone)
+    )
+    scheduler = _scheduler(_table(data, "scheduler"))
+    api = _api(_table(data, "api"))
     providers_table = _table(data, "providers")
     _only_keys(providers_table, {p.value for p in ProviderName}, "providers")
     providers = {
@@ -263,7 +270,9 @@ def _provider(
     )
 
 
-_GUARD_RAILS = ("max_actions_per_pass", "max_capture_amount", "dry_run")
+_GUARD_RAILS = (
+    "max_actions_per_pass", "max_capture_amount", "dry_run", "avoid_weekends", "holidays",
+)
 
 
 def _policy(table: Mapping[str, Any], where: str, base: PolicySettings) -> PolicySettings:
@@ -276,6 +285,9 @@ def _policy(table: Mapping[str, Any], where: str, base: PolicySettings) -> Polic
             _int(table, key, where, 0, minimum=1) if key in table else getattr(base, key)
         )
     values["dry_run"] = _bool(table, "dry_run", where, base.dry_run)
+    values["avoid_weekends"] = _bool(table, "avoid_weekends", where, base.avoid_weekends)
+    values["holidays"] = _holidays(table, where, base.holidays)
+    values["calendar_timezone"] = base.calendar_timezone
     raw = table.get("on_deadline", base.on_deadline.value)
     try:
         values["on_deadline"] = OnDeadline(raw)
@@ -390,3 +402,25 @@ def _int(
         bound = f"between {minimum} and {maximum}" if maximum is not None else f">= {minimum}"
         raise ConfigError(f"{_join(where, key)}: must be {bound}, got {value}")
     return value
+
+
+def _holidays(
+    table: Mapping[str, Any], where: str, default: tuple[dt.date, ...]
+) -> tuple[dt.date, ...]:
+    if "holidays" not in table:
+        return default
+    raw = table["holidays"]
+    if not isinstance(raw, list):
+        raise ConfigError(f"{where}.holidays: must be a list of dates like \"2026-12-25\"")
+    days = []
+    for index, item in enumerate(raw):
+        if isinstance(item, dt.date) and not isinstance(item, dt.datetime):
+            days.append(item)
+            continue
+        try:
+            days.append(dt.date.fromisoformat(str(item)))
+        except ValueError:
+            raise ConfigError(
+                f"{where}.holidays[{index}]: {item!r} is not a date like 2026-12-25"
+            ) from None
+    return tuple(sorted(set(days)))

@@ -20,6 +20,11 @@ def _policy(policy: PolicySettings) -> dict[str, Any]:
         "safety_margin": format_duration(policy.safety_margin),
         "sync_interval": format_duration(policy.sync_interval),
         "on_deadline": policy.on_deadline.value,
+        "dry_run": policy.dry_run,
+        "max_actions_per_pass": policy.max_actions_per_pass,
+        "max_capture_amount": policy.max_capture_amount,
+        "avoid_weekends": policy.avoid_weekends,
+        "holidays": [day.isoformat() for day in policy.holidays],
     }
 
 

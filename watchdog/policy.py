@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import enum
 from dataclasses import dataclass
+from zoneinfo import ZoneInfo
 
 from watchdog.config import PolicySettings
 from watchdog.domain import (
@@ -93,14 +94,30 @@ def timeline(
 ) -> Timeline:
     """The authorization's timeline under ``policy``."""
     deadline, source = deadline_of(auth, rules)
+    act_at = business_day_at_or_before(deadline - policy.capture_lead, policy)
     return Timeline(
         deadline=deadline,
         deadline_source=source,
-        alert_at=deadline - policy.alert_lead,
-        act_at=deadline - policy.capture_lead,
+        alert_at=min(deadline - policy.alert_lead, act_at),
+        act_at=act_at,
         critical_at=deadline - policy.critical_lead,
         guard_at=deadline - policy.safety_margin,
     )
+
+
+def business_day_at_or_before(instant: dt.datetime, policy: PolicySettings) -> dt.datetime:
+    """Move ``instant`` back, a day at a time, off weekends and holidays (local calendar)."""
+    if not policy.avoid_weekends and not policy.holidays:
+        return instant
+    zone = ZoneInfo(policy.calendar_timezone)
+    for _ in range(31):
+        local = instant.astimezone(zone).date()
+        if not (
+            (policy.avoid_weekends and local.weekday() >= 5) or local in policy.holidays
+        ):
+            return instant
+        instant -= dt.timedelta(days=1)
+    return instant
 
 
 def effective_on_deadline(auth: AuthorizationSnapshot, policy: PolicySettings) -> OnDeadline:
