@@ -9,6 +9,7 @@ import datetime as dt
 import getpass
 import json
 import os
+import signal
 import sys
 import traceback
 from collections.abc import Callable
@@ -370,6 +371,11 @@ def scan(ctx: Ctx, dry_run: bool) -> None:
 
     async def one_pass() -> str:
         async with scanner_runtime(ctx.config, engine, SYSTEM_CLOCK, dry_run=dry_run) as runtime:
+            # SIGTERM (systemd stopping the timer's service): finish the rows in hand, claim
+            # no more; whatever is left is due again at the next tick.
+            loop = asyncio.get_running_loop()
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                loop.add_signal_handler(sig, runtime.scanner.stop)
             report = await runtime.scanner.run_pass()
             return report.summary()
 
