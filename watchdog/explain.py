@@ -62,7 +62,9 @@ def explain(
         if snap.instruction
         else "the authorization's own on_deadline"
         if snap.on_deadline
-        else f"the {'provider' if policy.on_deadline != config.policy.on_deadline else 'global'} policy"
+        else "the provider policy"
+        if policy.on_deadline != config.policy.on_deadline
+        else "the global policy"
     )
     lines = [
         f"authorization #{row.id}: {provider} order {row.order_id}, "
