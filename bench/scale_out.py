@@ -1,0 +1,116 @@
+"""Scale-out: 1, 2 and 4 worker processes on one PostgreSQL over the same backlog.
+
+Each worker is ``python -m bench.worker`` (``scanner_runtime`` + ``Scanner.run_pass``,
+64 in flight) against the sandbox process answering after 50 ms. Measures the
+backlog's throughput per worker count and checks the sandbox ledger: one capture per
+order, nothing done twice.
+
+    python -m bench.scale_out [--quick] [--rows N]
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from collections import Counter
+from typing import Any
+
+from bench.common import (
+    Report,
+    SandboxProcess,
+    authorization_rows,
+    bulk_load,
+    cpu_seconds,
+    databases,
+    migrated,
+    parse_args,
+    run_main,
+    sandbox_process,
+)
+
+LATENCY = 0.05
+CONCURRENCY = 64
+
+
+def _extra(parser: Any) -> None:
+    parser.add_argument("--rows", type=int, default=None, help="backlog size")
+
+
+def run_workers(url: str, sandbox: SandboxProcess, k: int) -> list[dict[str, Any]]:
+    """Start ``k`` workers, release them together, collect their JSON reports."""
+    procs = [subprocess.Popen(
+        [sys.executable, "-m", "bench.worker", "--url", url, "--sandbox", sandbox.url,
+         "--concurrency", str(CONCURRENCY), "--worker", f"w{i}"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) for i in range(k)]
+    try:
+        for p in procs:
+            assert p.stdout is not None
+            if p.stdout.readline().strip() != "ready":
+                raise RuntimeError("a worker failed to start")
+        for p in procs:
+            assert p.stdin is not None
+            p.stdin.write("go\n")
+            p.stdin.flush()
+        results = []
+        for p in procs:
+            out, _ = p.communicate(timeout=1800)
+            results.append(json.loads(out.strip().splitlines()[-1]))
+        return results
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+
+
+def measure(new_db: Any, sandbox: SandboxProcess, k: int, n: int) -> dict[str, Any]:
+    """One backlog of ``n`` due rows worked by ``k`` workers."""
+    sandbox.reset()
+    url = new_db(f"postgresql:scale{k}")
+    migrated(url).dispose()
+    bulk_load(migrated(url), authorization_rows(n, due=1.0))
+    sandbox_cpu = cpu_seconds(sandbox.proc.pid)
+    results = run_workers(url, sandbox, k)
+    sandbox_cpu = cpu_seconds(sandbox.proc.pid) - sandbox_cpu
+    wall = max(r["ended"] for r in results) - min(r["started"] for r in results)
+    ledger = [e for e in sandbox.ledger() if e["operation"] == "capture"]
+    per_order = Counter((e["provider"], e["order_id"]) for e in ledger)
+    out = {"workers": k, "rows": n, "seconds": round(wall, 2), "per_second": round(n / wall, 1),
+           "claimed": [r["claimed"] for r in results],
+           "errors": sum(r["errors"] for r in results),
+           "orders_captured": len(per_order),
+           "double_captures": sum(1 for c in per_order.values() if c > 1),
+           "worker_cpu_share": round(sum(r["cpu_seconds"] for r in results) / wall, 2),
+           "sandbox_cpu_share": round(sandbox_cpu / wall, 2)}
+    out["exactly_once"] = out["orders_captured"] == n and out["double_captures"] == 0
+    print(f"  {k} worker(s): {n:,} rows in {wall:.1f}s = {n / wall:6.1f}/s; claimed per worker "
+          f"{out['claimed']}; captured {len(per_order):,} orders, double captures "
+          f"{out['double_captures']}; CPU: workers {out['worker_cpu_share']:.0%}, "
+          f"sandbox {out['sandbox_cpu_share']:.0%} (of one core)", flush=True)
+    return out
+
+
+def main() -> None:
+    args = parse_args(__doc__.splitlines()[0], _extra)
+    n = args.rows or (400 if args.quick else 3000)
+    report = Report("scale_out", args.quick)
+    print(f"scale-out on PostgreSQL: backlog of {n:,} due authorizations, sandbox "
+          f"{LATENCY * 1000:.0f} ms in its own process, {CONCURRENCY} in flight per worker")
+    with databases("postgresql") as new_db, sandbox_process(LATENCY) as sandbox:
+        runs = {}
+        for k in (1, 2, 4):
+            time.sleep(0.5)
+            runs[k] = measure(new_db, sandbox, k, n)
+            report.figure(f"workers_{k}", runs[k], "")
+    one, two, four = (runs[k]["per_second"] for k in (1, 2, 4))
+    report.goal("2 workers vs 1", two / one, 1.6)
+    report.goal("4 workers vs 2", four / two, 1.0)
+    report.goal("nothing done twice, every order captured",
+                float(all(r["exactly_once"] for r in runs.values())), 1, unit="")
+    report.finish()
+
+
+if __name__ == "__main__":
+    run_main(main)
