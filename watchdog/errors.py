@@ -53,6 +53,10 @@ class InstructionError(WatchdogError):
     """A merchant instruction cannot be honoured (amount, provider rules, state)."""
 
 
+class InstructionRefused(InstructionError):
+    """The authorization is not open (an action in flight, or final): refused and audited."""
+
+
 class AuditIntegrityError(WatchdogError):
     """The audit chain does not verify: a row was edited, deleted or reordered."""
 

@@ -21,7 +21,7 @@ from watchdog.domain import (
     OnDeadline,
     State,
 )
-from watchdog.errors import InstructionError
+from watchdog.errors import InstructionError, InstructionRefused
 from watchdog.providers.base import ProviderRules
 
 
@@ -274,7 +274,7 @@ def validate_instruction(
 ) -> None:
     """Refuse an instruction the provider's rules or the open amount cannot honour."""
     if auth.state not in (State.AUTHORIZED, State.PARTIALLY_CAPTURED):
-        raise InstructionError(
+        raise InstructionRefused(
             f"authorization {auth.id} is {auth.state}; "
             "only an open authorization takes instructions"
         )

@@ -20,7 +20,7 @@ from watchdog.clock import SYSTEM_CLOCK, Clock
 from watchdog.config import Config
 from watchdog.db import make_engine, transaction
 from watchdog.domain import InstructionKind, ProviderName, State
-from watchdog.errors import ConflictError, TransitionError
+from watchdog.errors import ConflictError, InstructionRefused, TransitionError
 from watchdog.importer import Rejection, parse_file
 from watchdog.models import Authorization
 from watchdog.policy import Timeline, timeline, validate_instruction
@@ -97,7 +97,46 @@ def instruct(
     final: bool = False,
     clock: Clock = SYSTEM_CLOCK,
 ) -> Authorization:
-    """Record a merchant instruction; the worker carries it out with the usual guarantees."""
+    """Record a merchant instruction; the worker carries it out with the usual guarantees.
+
+    A refused instruction (not open, an action already in flight, amount or provider rules)
+    raises, and the refusal and its reason are audited.
+    """
+    try:
+        return _instruct(engine, config, authorization_id, kind, actor, amount, final, clock)
+    except (InstructionRefused, TransitionError) as exc:
+        with transaction(engine) as session:
+            row = session.get(Authorization, authorization_id)
+            audit.append(
+                session,
+                [
+                    AuditEvent(
+                        event=f"instruct:{kind.value}:refuse",
+                        actor=actor,
+                        authorization_id=authorization_id,
+                        provider=row.provider if row else None,
+                        order_id=row.order_id if row else None,
+                        amount=amount,
+                        currency=row.currency if row else None,
+                        state_from=row.state if row else None,
+                        detail={"reason": str(exc)},
+                    )
+                ],
+                clock.now(),
+            )
+        raise
+
+
+def _instruct(
+    engine: Engine,
+    config: Config,
+    authorization_id: int,
+    kind: InstructionKind,
+    actor: str,
+    amount: int | None,
+    final: bool,
+    clock: Clock,
+) -> Authorization:
     now = clock.now()
     with transaction(engine) as session:
         row = store.get(session, authorization_id)
@@ -282,13 +321,24 @@ def load_for_import(path: str) -> Path:
     return p
 
 
-_RESOLVABLE = {State.CAPTURED, State.CANCELED, State.EXPIRED, State.AUTHORIZED,
-               State.PARTIALLY_CAPTURED}
+_RESOLVABLE = {
+    State.CAPTURED,
+    State.CANCELED,
+    State.EXPIRED,
+    State.AUTHORIZED,
+    State.PARTIALLY_CAPTURED,
+}
 
 
 def resolve_attention(
-    engine: Engine, config: Config, authorization_id: int, state: State, actor: str,
-    note: str, captured_amount: int | None = None, clock: Clock = SYSTEM_CLOCK,
+    engine: Engine,
+    config: Config,
+    authorization_id: int,
+    state: State,
+    actor: str,
+    note: str,
+    captured_amount: int | None = None,
+    clock: Clock = SYSTEM_CLOCK,
 ) -> Authorization:
     """Record what an operator found at the provider for an authorization in needs_attention.
 
@@ -313,19 +363,38 @@ def resolve_attention(
         if state is State.CAPTURED and captured == 0:
             raise ValidationError("--captured-amount", "a captured authorization needs the amount")
         values: dict[str, Any] = {
-            "state": state.value, "captured_amount": captured, "updated_at": now,
-            "instruction": None, "not_before": None, "attempts": 0, "last_error": None,
-            "claimed_by": None, "claimed_until": None,
+            "state": state.value,
+            "captured_amount": captured,
+            "updated_at": now,
+            "instruction": None,
+            "not_before": None,
+            "attempts": 0,
+            "last_error": None,
+            "claimed_by": None,
+            "claimed_until": None,
         }
         previous = row.state
         store.guarded_update(session, row, [State.NEEDS_ATTENTION], values)
-        store.guarded_update(session, row, [state], store.replan_values(
-            store.snapshot(row), config, now))
-        audit.append(session, [AuditEvent(
-            event="operator:authorization:resolve", actor=actor, authorization_id=row.id,
-            provider=row.provider, order_id=row.order_id, amount=captured,
-            currency=row.currency, state_from=previous, state_to=state.value,
-            detail={"note": note},
-        )], now)
+        store.guarded_update(
+            session, row, [state], store.replan_values(store.snapshot(row), config, now)
+        )
+        audit.append(
+            session,
+            [
+                AuditEvent(
+                    event="operator:authorization:resolve",
+                    actor=actor,
+                    authorization_id=row.id,
+                    provider=row.provider,
+                    order_id=row.order_id,
+                    amount=captured,
+                    currency=row.currency,
+                    state_from=previous,
+                    state_to=state.value,
+                    detail={"note": note},
+                )
+            ],
+            now,
+        )
         resolve_alerts(session, row.id, now, actor, f"resolved by operator: {note}")
         return row

@@ -223,7 +223,15 @@ def test_instruction_on_in_flight_row_is_409(api: Api) -> None:
         assert response.status_code == 409, response.text
         assert list(_errors(response)) == ["state"]
         assert "capturing" in response.text
-    assert _counts(api) == before
+    # The row is untouched; each refusal is audited with its reason (a race between an
+    # instruction and an action in flight must leave a trail of why one lost).
+    authorizations, audit_rows = _counts(api)
+    assert (authorizations, audit_rows) == (before[0], before[1] + 2)
+    trail = api.get(url + "/audit").json()
+    refusals = [e for e in trail["items"]
+                if e["event"].endswith(":refuse")]
+    assert [e["event"] for e in refusals] == ["instruct:capture_now:refuse",
+                                              "instruct:cancel_now:refuse"]
 
 
 def test_plan(api: Api) -> None:

@@ -188,3 +188,26 @@ def test_operator_resolves_needs_attention_with_what_happened(engine: Engine, co
     assert last.actor == "cli:dana"
     with pytest.raises(TransitionError):
         service.resolve_attention(engine, config, auth_id, State.CANCELED, "cli:dana", "again", clock=clock)
+
+
+def test_cancel_while_a_capture_is_in_flight_is_refused_and_audited(engine: Engine, config: Config, clock: FrozenClock) -> None:
+    import pytest
+
+    from watchdog import service
+    from watchdog.domain import InstructionKind
+    from watchdog.errors import InstructionError
+
+    fake = FakeProvider(ProviderName.CLEARPAY)
+    fake.add("9201", 5000)
+    fake.apply_then_lose = 1  # the capture leaves; its answer is lost: in flight
+    auth_id = _register(engine, config, clock, "clearpay", "9201", 5000, age=DUE)
+    asyncio.run(_scanner(engine, config, clock, {ProviderName.CLEARPAY: fake}).run_pass())
+    assert _row(engine, auth_id).state == State.CAPTURING
+    with pytest.raises(InstructionError, match="capturing"):
+        service.instruct(engine, config, auth_id, InstructionKind.CANCEL_NOW, "api:shop", clock=clock)
+    refusal = audit.query(engine, authorization_id=auth_id)[-1]
+    assert refusal.event == "instruct:cancel_now:refuse"
+    assert "capturing" in refusal.detail
+    clock.advance(dt.timedelta(minutes=10))
+    asyncio.run(_scanner(engine, config, clock, {ProviderName.CLEARPAY: fake}).run_pass())
+    assert fake.ledger == [("capture", "9201", 5000)]  # exactly one of the two reached the provider
