@@ -29,8 +29,10 @@ from bench.common import (
     databases,
     migrated,
     parse_args,
+    postgres_pid,
     run_main,
     sandbox_process,
+    tree_cpu_seconds,
 )
 from bench.worker import one_pass
 from watchdog import audit
@@ -66,9 +68,14 @@ def run_once(new_db: Any, sandbox: SandboxProcess, backend: str, n: int, concurr
     url = new_db(f"{backend}:{label}")
     engine = migrated(url)
     bulk_load(engine, authorization_rows(n, due=1.0))
+    server = getattr(new_db, "server", None)
+    postmaster = postgres_pid(server) if backend == "postgresql" and server else None
     sandbox_cpu = cpu_seconds(sandbox.proc.pid)
+    pg_cpu = tree_cpu_seconds(postmaster) if postmaster else 0.0
     result = one_pass(url, sandbox.base_urls(), concurrency, batch_size)
     sandbox_cpu = cpu_seconds(sandbox.proc.pid) - sandbox_cpu
+    time.sleep(0.5)  # let the postmaster reap the pass's backends (their CPU counts then)
+    pg_cpu = (tree_cpu_seconds(postmaster) - pg_cpu) if postmaster else 0.0
     checks = check_effects(sandbox, engine, n)
     engine.dispose()
     rate = checks["captured_rows"] / result["seconds"]
@@ -77,6 +84,7 @@ def run_once(new_db: Any, sandbox: SandboxProcess, backend: str, n: int, concurr
            "limit_per_second": concurrency / (2 * LATENCY),
            "bench_cpu_share": round(result["cpu_seconds"] / result["seconds"], 3),
            "sandbox_cpu_share": round(sandbox_cpu / result["seconds"], 3),
+           "postgres_cpu_share": round(pg_cpu / result["seconds"], 3),
            "errors": result["errors"], "steps": result["steps"],
            "cpu_ms_per_row": round(result["cpu_seconds"] * 1000 / n, 2),
            "statements_per_row": round(result["statements"] / n, 1),
@@ -84,7 +92,9 @@ def run_once(new_db: Any, sandbox: SandboxProcess, backend: str, n: int, concurr
     print(f"  {backend:<10} {concurrency:>3} in flight, {n:>5} rows: {rate:7.1f}/s "
           f"({out['seconds']:.2f}s; limit {out['limit_per_second']:.0f}/s = "
           f"{rate / out['limit_per_second']:.0%}); CPU: watchdog {out['bench_cpu_share']:.0%}, "
-          f"sandbox {out['sandbox_cpu_share']:.0%}; captured {checks['captured_rows']}/{n}, "
+          f"sandbox {out['sandbox_cpu_share']:.0%}"
+          + (f", PostgreSQL {out['postgres_cpu_share']:.0%}" if postmaster else "")
+          + f"; captured {checks['captured_rows']}/{n}, "
           f"double captures {checks['double_captures']}, audit rows {checks['audit_rows']}\n"
           f"{'':13}per authorization: {out['cpu_ms_per_row']} ms CPU in the watchdog, "
           f"{out['statements_per_row']} SQL statements, {out['commits_per_row']} commits",

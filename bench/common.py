@@ -74,7 +74,8 @@ def machine() -> dict[str, Any]:
             if line.startswith("model name"):
                 model = line.split(":", 1)[1].strip()
                 break
-    return {"nproc": os.cpu_count(), "cpu": model, "python": platform.python_version()}
+    return {"nproc": os.cpu_count(), "cpu": model, "python": platform.python_version(),
+            "loadavg_1m": round(os.getloadavg()[0], 2)}
 
 
 @dataclass
@@ -160,6 +161,7 @@ def databases(backends: str) -> Iterator[Callable[[str], str]]:
                 pg.create_database(label or "bench")
                 return pg.url(label or "bench")
 
+            new.server = pg  # type: ignore[attr-defined]
             yield new
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
@@ -266,6 +268,23 @@ def cpu_seconds(pid: int) -> float:
     stat = Path(f"/proc/{pid}/stat").read_text()
     fields = stat[stat.rindex(")") + 2:].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU seconds of a process, its reaped children and its live descendants."""
+    stat = Path(f"/proc/{pid}/stat").read_text()
+    fields = stat[stat.rindex(")") + 2:].split()
+    total = sum(int(f) for f in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+    with contextlib.suppress(OSError):
+        for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split():
+            with contextlib.suppress(OSError, ValueError):
+                total += tree_cpu_seconds(int(child))
+    return total
+
+
+def postgres_pid(server: Any) -> int:
+    """The postmaster's pid of a running ``PostgresServer``."""
+    return int((server.data_dir / "postmaster.pid").read_text().splitlines()[0])
 
 
 @dataclass

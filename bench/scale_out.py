@@ -11,6 +11,7 @@ order, nothing done twice.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import time
@@ -26,8 +27,10 @@ from bench.common import (
     databases,
     migrated,
     parse_args,
+    postgres_pid,
     run_main,
     sandbox_process,
+    tree_cpu_seconds,
 )
 
 LATENCY = 0.05
@@ -71,9 +74,12 @@ def measure(new_db: Any, sandbox: SandboxProcess, k: int, n: int) -> dict[str, A
     url = new_db(f"postgresql:scale{k}")
     migrated(url).dispose()
     bulk_load(migrated(url), authorization_rows(n, due=1.0))
-    sandbox_cpu = cpu_seconds(sandbox.proc.pid)
+    postmaster = postgres_pid(new_db.server)
+    sandbox_cpu, pg_cpu = cpu_seconds(sandbox.proc.pid), tree_cpu_seconds(postmaster)
     results = run_workers(url, sandbox, k)
     sandbox_cpu = cpu_seconds(sandbox.proc.pid) - sandbox_cpu
+    time.sleep(0.5)  # let the postmaster reap the pass's backends (their CPU counts then)
+    pg_cpu = tree_cpu_seconds(postmaster) - pg_cpu
     wall = max(r["ended"] for r in results) - min(r["started"] for r in results)
     ledger = [e for e in sandbox.ledger() if e["operation"] == "capture"]
     per_order = Counter((e["provider"], e["order_id"]) for e in ledger)
@@ -83,12 +89,15 @@ def measure(new_db: Any, sandbox: SandboxProcess, k: int, n: int) -> dict[str, A
            "orders_captured": len(per_order),
            "double_captures": sum(1 for c in per_order.values() if c > 1),
            "worker_cpu_share": round(sum(r["cpu_seconds"] for r in results) / wall, 2),
-           "sandbox_cpu_share": round(sandbox_cpu / wall, 2)}
+           "sandbox_cpu_share": round(sandbox_cpu / wall, 2),
+           "postgres_cpu_share": round(pg_cpu / wall, 2),
+           "loadavg_1m": round(os.getloadavg()[0], 2)}
     out["exactly_once"] = out["orders_captured"] == n and out["double_captures"] == 0
     print(f"  {k} worker(s): {n:,} rows in {wall:.1f}s = {n / wall:6.1f}/s; claimed per worker "
           f"{out['claimed']}; captured {len(per_order):,} orders, double captures "
           f"{out['double_captures']}; CPU: workers {out['worker_cpu_share']:.0%}, "
-          f"sandbox {out['sandbox_cpu_share']:.0%} (of one core)", flush=True)
+          f"sandbox {out['sandbox_cpu_share']:.0%}, PostgreSQL {out['postgres_cpu_share']:.0%} "
+          f"(of one core; load average {out['loadavg_1m']})", flush=True)
     return out
 
 
