@@ -270,30 +270,26 @@ class Scanner:
                 )
             audit.append(session, events, now)
             if rec.drift:
-                raise_alert(
+                self._alert(
                     session,
+                    row,
                     AlertKind.NEEDS_ATTENTION
                     if rec.new_state is None
                     else _drift_kind(rec.new_state),
                     Severity.CRITICAL if rec.new_state is State.EXPIRED else Severity.WARNING,
                     f"{row.provider} {row.order_id}: {rec.drift}",
-                    alert_details(row, rec.drift, self.config.zone),
+                    rec.drift,
                     now,
-                    self.worker,
-                    authorization_id=row.id,
-                    provider=row.provider,
                 )
             if rec.attention:
-                raise_alert(
+                self._alert(
                     session,
+                    row,
                     AlertKind.NEEDS_ATTENTION,
                     Severity.CRITICAL,
                     f"{row.provider} {row.order_id}: {rec.attention}",
-                    alert_details(row, rec.attention, self.config.zone),
+                    rec.attention,
                     now,
-                    self.worker,
-                    authorization_id=row.id,
-                    provider=row.provider,
                 )
             if State(row.state) in (State.CAPTURED, State.CANCELED):
                 resolve_alerts(session, row.id, now, self.worker, f"provider reports {row.state}")
@@ -315,16 +311,14 @@ class Scanner:
                 {"alert_stage": int(stage), "updated_at": now},
                 worker=self.worker,
             )
-            raise_alert(
+            self._alert(
                 session,
+                row,
                 kind,
                 Severity.CRITICAL if critical else Severity.WARNING,
                 summary,
-                alert_details(row, decision.reason, self.config.zone),
+                decision.reason,
                 now,
-                self.worker,
-                authorization_id=row.id,
-                provider=row.provider,
             )
             if critical:
                 resolve_alerts(
@@ -380,17 +374,15 @@ class Scanner:
                 ],
                 now,
             )
-            raise_alert(
+            self._alert(
                 session,
+                row,
                 AlertKind.AUTHORIZATION_EXPIRED,
                 Severity.CRITICAL,
                 f"{row.provider} order {row.order_id}: authorization lost "
                 f"({row.amount - row.captured_amount} {row.currency} never captured)",
-                alert_details(row, decision.reason, self.config.zone),
+                decision.reason,
                 now,
-                self.worker,
-                authorization_id=row.id,
-                provider=row.provider,
             )
             resolve_alerts(session, row.id, now, self.worker, "superseded by authorization_expired")
 
@@ -500,16 +492,14 @@ class Scanner:
                 now,
             )
             if event == "held":
-                raise_alert(
+                self._alert(
                     session,
+                    row,
                     AlertKind.DEADLINE_APPROACHING,
                     Severity.WARNING,
                     f"{row.provider} order {row.order_id}: {kind} held back — {reason}",
-                    alert_details(row, f"{kind} held: {reason}", self.config.zone),
+                    f"{kind} held: {reason}",
                     now,
-                    self.worker,
-                    authorization_id=row.id,
-                    provider=row.provider,
                 )
 
     def _previous_pass_end(self) -> dt.datetime | None:
@@ -703,16 +693,14 @@ class Scanner:
                 now,
             )
             if alert is not None:
-                raise_alert(
+                self._alert(
                     session,
+                    row,
                     alert[0],
                     alert[1],
                     f"{row.provider} order {row.order_id}: {alert[2]}",
-                    alert_details(row, alert[2], self.config.zone),
+                    alert[2],
                     now,
-                    self.worker,
-                    authorization_id=row.id,
-                    provider=row.provider,
                 )
             if State(row.state).is_final:
                 resolve_alerts(session, row.id, now, self.worker, f"{row.state} by the watchdog")
@@ -854,17 +842,15 @@ class Scanner:
                 ],
                 now,
             )
-            raise_alert(
+            self._alert(
                 session,
+                row,
                 AlertKind.AUTHORIZATION_EXPIRED,
                 Severity.CRITICAL,
                 f"{row.provider} order {row.order_id}: deadline guard reached before "
                 f"the {action.kind} could be confirmed",
-                alert_details(row, f"{action.kind} not sent: too late", self.config.zone),
+                f"{action.kind} not sent: too late",
                 now,
-                self.worker,
-                authorization_id=row.id,
-                provider=row.provider,
             )
 
     def _needs_attention(self, row: Authorization, action: Action | None, why: str) -> None:
@@ -895,16 +881,14 @@ class Scanner:
                 ],
                 now,
             )
-            raise_alert(
+            self._alert(
                 session,
+                row,
                 AlertKind.NEEDS_ATTENTION,
                 Severity.CRITICAL,
                 f"{row.provider} order {row.order_id}: {why}",
-                alert_details(row, why, self.config.zone),
+                why,
                 now,
-                self.worker,
-                authorization_id=row.id,
-                provider=row.provider,
             )
             store.release(session, row, self.worker)
 
@@ -932,16 +916,14 @@ class Scanner:
                 session, [self._event(row, "scan:action:defer", detail={"reason": why})], now
             )
             if attempts >= FAILURES_BEFORE_ALERT:
-                raise_alert(
+                self._alert(
                     session,
+                    row,
                     AlertKind.ACTION_FAILED,
                     Severity.WARNING,
                     f"{row.provider} order {row.order_id}: {why}",
-                    alert_details(row, why, self.config.zone),
+                    why,
                     now,
-                    self.worker,
-                    authorization_id=row.id,
-                    provider=row.provider,
                 )
             store.release(session, row, self.worker)
 
@@ -953,6 +935,29 @@ class Scanner:
             store.snapshot(row),
             store.rules_for(self.config, provider),
             self.config.policy_for(provider),
+        )
+
+    def _alert(
+        self,
+        session: Session,
+        row: Authorization,
+        kind: AlertKind,
+        severity: Severity,
+        summary: str,
+        tried: str,
+        now: dt.datetime,
+    ) -> None:
+        """Raise an alert about ``row`` in the caller's transaction (the outbox)."""
+        raise_alert(
+            session,
+            kind,
+            severity,
+            summary,
+            alert_details(row, tried, self.config.zone),
+            now,
+            self.worker,
+            authorization_id=row.id,
+            provider=row.provider,
         )
 
     def _replan(self, session: Session, row: Authorization, now: dt.datetime) -> None:
