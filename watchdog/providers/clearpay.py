@@ -25,12 +25,11 @@ Decisions documented here:
 
 from __future__ import annotations
 
-import base64
 import uuid
 from typing import Any
 
 from watchdog.domain import ProviderName
-from watchdog.money import from_major, to_major_string
+from watchdog.money import to_major_string
 from watchdog.providers.base import (
     AuthRef,
     Outcome,
@@ -39,14 +38,13 @@ from watchdog.providers.base import (
     ProviderState,
 )
 from watchdog.providers.http import (
-    CHECK_ORDER_ID,
     Answer,
     CallContext,
     HttpAdapter,
-    exchange,
-    generic_http_failure,
+    basic_authorization,
     iso_to_utc,
     malformed,
+    minor_units,
     seg,
 )
 
@@ -70,18 +68,11 @@ def request_id(idempotency_key: str) -> str:
 
 
 def _money(value: Any, currency: str) -> int | None:
+    """A ``{amount, currency}`` object in minor units (its own currency first); None if unread."""
     if not isinstance(value, dict):
         return None
-    amount = value.get("amount")
     cur = value.get("currency") or currency
-    if isinstance(amount, bool) or not isinstance(amount, str | int | float) or not isinstance(
-        cur, str
-    ):
-        return None
-    try:
-        return from_major(amount, cur)
-    except ValueError:
-        return None
+    return minor_units(value.get("amount"), cur) if isinstance(cur, str) else None
 
 
 def snapshot_from_payment(data: Any, currency: str) -> ProviderSnapshot | str:
@@ -115,132 +106,101 @@ def snapshot_from_payment(data: Any, currency: str) -> ProviderSnapshot | str:
                             expires_at=expires_at)
 
 
-def _error_fields(answer: Answer) -> tuple[str | None, str, str | None]:
-    if not isinstance(answer.data, dict):
-        return None, "", answer.request_id
-    code = answer.data.get("errorCode")
-    text = answer.data.get("message")
-    rid = answer.data.get("errorId")
-    return (None if code is None else str(code), "" if text is None else str(text),
-            str(rid) if rid else answer.request_id)
+def capture_result(
+    ctx: CallContext, answer: Answer, snap: ProviderSnapshot, amount: int
+) -> ProviderResult:
+    """What a 2xx capture answer means: (partly) captured SUCCEEDED, declined REJECTED."""
+    if snap.state in (ProviderState.CAPTURED, ProviderState.PARTIALLY_CAPTURED):
+        return ctx.answered(Outcome.SUCCEEDED, f"captured {amount} ({snap.raw_state})", answer,
+                            snapshot=snap)
+    if snap.state is ProviderState.DECLINED:
+        return ctx.answered(Outcome.REJECTED, f"capture declined ({snap.raw_state})", answer,
+                            provider_code=snap.raw_state, snapshot=snap)
+    return malformed(ctx, answer, f"paymentState after capture is {snap.raw_state!r}",
+                     snapshot=snap)
+
+
+def cancel_result(ctx: CallContext, answer: Answer, snap: ProviderSnapshot) -> ProviderResult:
+    """What a 2xx void answer means: nothing left open (voided, expired, captured) SUCCEEDED."""
+    if snap.state in (ProviderState.CANCELED, ProviderState.EXPIRED, ProviderState.CAPTURED):
+        return ctx.answered(Outcome.SUCCEEDED, f"voided the open amount ({snap.raw_state})",
+                            answer, snapshot=snap)
+    return malformed(ctx, answer, f"paymentState after void is {snap.raw_state!r}",
+                     snapshot=snap)
 
 
 class ClearpayAdapter(HttpAdapter):
     """Clearpay's v2 payments API (deferred flow)."""
 
     provider = ProviderName.CLEARPAY
+    status_words = ("paymentState", "payment")
+    check_currency = "GBP"
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def _configure(self) -> None:
+        """Basic auth from merchant id and secret key; the id also names us in the User-Agent."""
         merchant = self._settings.credential(MERCHANT_ID_ENV)
         secret = self._settings.credential(SECRET_KEY_ENV)
-        pair = f"{merchant.reveal()}:{secret.reveal()}".encode()
-        self._authorization = "Basic " + base64.b64encode(pair).decode("ascii")
+        self._authorization, token = basic_authorization(merchant, secret)
         self._user_agent = f"{self._settings.user_agent} (MerchantID: {merchant.reveal()})"
         # The merchant id goes on the wire in the User-Agent, but is masked in what we keep.
-        self._secret_values = (secret, merchant, self._authorization[6:])
+        self._secret_values = (secret, merchant, token)
 
     def _headers(self) -> dict[str, str]:
+        """Credentials and the merchant's User-Agent on every call; JSON both ways."""
         return {"Authorization": self._authorization, "User-Agent": self._user_agent,
                 "Accept": "application/json", "Content-Type": "application/json"}
 
-    def _failure(self, ctx: CallContext, answer: Answer) -> ProviderResult:
-        code, text, rid = _error_fields(answer)
-        generic = generic_http_failure(ctx, answer, code=code, text=text, request_id=rid)
-        if generic is not None:
-            return generic
-        common: dict[str, Any] = {"http_status": answer.status, "provider_code": code,
-                                  "request_id": rid, "raw": answer.raw()}
+    def _status_route(self, order_id: str) -> tuple[str, str, Any]:
+        """GET /v2/payments/{orderId}."""
+        return "GET", f"/v2/payments/{seg(order_id)}", None
+
+    def _parse_snapshot(self, data: Any, currency: str) -> ProviderSnapshot | str:
+        """A Payment object (every 2xx answers with one)."""
+        return snapshot_from_payment(data, currency)
+
+    def _error_fields(self, answer: Answer) -> tuple[str | None, str, str | None]:
+        """``{errorCode, message, errorId}``; the errorId is the request id support asks for."""
+        if not isinstance(answer.data, dict):
+            return None, "", answer.request_id
+        code = answer.data.get("errorCode")
+        text = answer.data.get("message")
+        rid = answer.data.get("errorId")
+        return (None if code is None else str(code), "" if text is None else str(text),
+                str(rid) if rid else answer.request_id)
+
+    def _known_failure(
+        self, ctx: CallContext, answer: Answer, code: str | None, text: str, rid: str | None,
+    ) -> ProviderResult | None:
+        """409 in flight, the check's 404/412, and 410 ``payment_captured`` on capture."""
+        common: dict[str, Any] = {"provider_code": code, "request_id": rid}
         said = text or "no message"
         if answer.status == 409:
-            return ctx.result(Outcome.RETRYABLE, f"still processing the first request with this "
-                              f"requestId ({said}); retry with the same key", **common)
+            return ctx.answered(Outcome.RETRYABLE, f"still processing the first request with "
+                                f"this requestId ({said}); retry with the same key", answer,
+                                **common)
         if ctx.operation == "check" and answer.status in (404, 412):
-            return ctx.result(Outcome.SUCCEEDED, "credentials accepted and Clearpay reachable "
-                              "(sentinel payment not found, as expected)", **common)
+            return ctx.answered(Outcome.SUCCEEDED, "credentials accepted and Clearpay reachable "
+                                "(sentinel payment not found, as expected)", answer, **common)
         if ctx.operation == "capture" and answer.status == 410 and code == "payment_captured":
-            return ctx.result(Outcome.ALREADY_DONE, f"the payment is already captured ({said}); "
-                              "confirm the captured amount with a status read", **common)
-        if 400 <= answer.status < 500:
-            return ctx.result(Outcome.REJECTED, f"refused ({code or 'no code'}): {said}",
-                              **common)
-        return malformed(ctx, answer, "unexpected HTTP status", provider_code=code,
-                         request_id=rid)
+            return ctx.answered(Outcome.ALREADY_DONE, f"the payment is already captured "
+                                f"({said}); confirm the captured amount with a status read",
+                                answer, **common)
+        return None
 
-    async def _call(
-        self, ctx: CallContext, method: str, path: str, body: Any, currency: str,
-    ) -> ProviderResult | tuple[Answer, ProviderSnapshot]:
-        request = self._build(method, path, body=body, headers=self._headers())
-        answer = await exchange(self._client, request, ctx)
-        if isinstance(answer, ProviderResult):
-            return answer
-        if not answer.ok:
-            return self._failure(ctx, answer)
-        snap = snapshot_from_payment(answer.data, currency)
-        if isinstance(snap, str):
-            return malformed(ctx, answer, snap)
-        return answer, snap
-
-    async def status(self, ref: AuthRef) -> ProviderResult:
-        """GET /v2/payments/{orderId}."""
-        return await self._status(ref.order_id, ref.currency, self._ctx("status"))
-
-    async def _status(self, order_id: str, currency: str, ctx: CallContext) -> ProviderResult:
-        got = await self._call(ctx, "GET", f"/v2/payments/{seg(order_id)}", None, currency)
-        if isinstance(got, ProviderResult):
-            return got
-        answer, snap = got
-        common: dict[str, Any] = {"http_status": answer.status, "snapshot": snap,
-                                  "request_id": answer.request_id, "raw": answer.raw()}
-        if snap.state is ProviderState.UNRECOGNISED:
-            return ctx.result(Outcome.UNKNOWN, f"unrecognised paymentState {snap.raw_state!r}; "
-                              "not guessed at", **common)
-        return ctx.result(Outcome.SUCCEEDED, f"payment is {snap.raw_state}", **common)
-
-    async def capture(
-        self, ref: AuthRef, amount: int, idempotency_key: str, *, final: bool
+    async def _capture(
+        self, ctx: CallContext, ref: AuthRef, amount: int, idempotency_key: str, *, final: bool
     ) -> ProviderResult:
         """POST /v2/payments/{orderId}/capture {requestId, amount}."""
-        ctx = self._ctx("capture")
-        refused = self._refuse_currency(ctx, ref.currency) or self._refuse_amount(ctx, amount)
-        if refused is not None:
-            return refused
         body = {"requestId": request_id(idempotency_key),
                 "amount": {"amount": to_major_string(amount, ref.currency),
                            "currency": ref.currency}}
-        got = await self._call(ctx, "POST", f"/v2/payments/{seg(ref.order_id)}/capture", body,
-                               ref.currency)
-        if isinstance(got, ProviderResult):
-            return got
-        answer, snap = got
-        common: dict[str, Any] = {"http_status": answer.status, "snapshot": snap,
-                                  "request_id": answer.request_id, "raw": answer.raw()}
-        if snap.state in (ProviderState.CAPTURED, ProviderState.PARTIALLY_CAPTURED):
-            return ctx.result(Outcome.SUCCEEDED, f"captured {amount} ({snap.raw_state})",
-                              **common)
-        if snap.state is ProviderState.DECLINED:
-            return ctx.result(Outcome.REJECTED, f"capture declined ({snap.raw_state})",
-                              provider_code=snap.raw_state, **common)
-        return malformed(ctx, answer, f"paymentState after capture is {snap.raw_state!r}",
-                         snapshot=snap)
+        return await self._call(ctx, "POST", f"/v2/payments/{seg(ref.order_id)}/capture",
+                                lambda answer, snap: capture_result(ctx, answer, snap, amount),
+                                currency=ref.currency, body=body)
 
-    async def cancel(self, ref: AuthRef, idempotency_key: str) -> ProviderResult:
+    async def _cancel(self, ctx: CallContext, ref: AuthRef, idempotency_key: str) -> ProviderResult:
         """POST /v2/payments/{orderId}/void {requestId} (no amount: void all that is open)."""
-        ctx = self._ctx("cancel")
         body = {"requestId": request_id(idempotency_key)}
-        got = await self._call(ctx, "POST", f"/v2/payments/{seg(ref.order_id)}/void", body,
-                               ref.currency)
-        if isinstance(got, ProviderResult):
-            return got
-        answer, snap = got
-        common: dict[str, Any] = {"http_status": answer.status, "snapshot": snap,
-                                  "request_id": answer.request_id, "raw": answer.raw()}
-        if snap.state in (ProviderState.CANCELED, ProviderState.EXPIRED, ProviderState.CAPTURED):
-            return ctx.result(Outcome.SUCCEEDED, f"voided the open amount ({snap.raw_state})",
-                              **common)
-        return malformed(ctx, answer, f"paymentState after void is {snap.raw_state!r}",
-                         snapshot=snap)
-
-    async def check(self) -> ProviderResult:
-        """Get a sentinel payment: 404 means the credentials work and the API answers."""
-        return await self._status(CHECK_ORDER_ID, "GBP", self._ctx("check"))
+        return await self._call(ctx, "POST", f"/v2/payments/{seg(ref.order_id)}/void",
+                                lambda answer, snap: cancel_result(ctx, answer, snap),
+                                currency=ref.currency, body=body)

@@ -30,7 +30,6 @@ Decisions documented here:
 
 from __future__ import annotations
 
-import hashlib
 import json
 from typing import Any
 
@@ -42,15 +41,7 @@ from watchdog.providers.base import (
     ProviderSnapshot,
     ProviderState,
 )
-from watchdog.providers.http import (
-    CHECK_ORDER_ID,
-    Answer,
-    CallContext,
-    HttpAdapter,
-    exchange,
-    generic_http_failure,
-    malformed,
-)
+from watchdog.providers.http import Answer, CallContext, HttpAdapter, bounded_key, malformed
 from watchdog.providers.signing import flitt_signature, verify_flitt_signature
 
 MERCHANT_ID_ENV = "WATCHDOG_FLITT_MERCHANT_ID"
@@ -86,12 +77,11 @@ _CAPTURE_STATES: dict[str, ProviderState] = {
 
 def reverse_id(idempotency_key: str) -> str:
     """The key itself when it fits in 50 characters, else a stable 50-character hash of it."""
-    if len(idempotency_key) <= REVERSE_ID_MAX:
-        return idempotency_key
-    return hashlib.sha256(idempotency_key.encode("utf-8")).hexdigest()[:REVERSE_ID_MAX]
+    return bounded_key(idempotency_key, REVERSE_ID_MAX)
 
 
 def _int(value: Any) -> int | None:
+    """An integer, or a string of digits (Flitt sends both); None otherwise."""
     if isinstance(value, bool):
         return None
     if isinstance(value, int):
@@ -102,6 +92,7 @@ def _int(value: Any) -> int | None:
 
 
 def _additional_info(value: Any) -> dict[str, Any]:
+    """``additional_info`` as a dict: it comes as an object or as a JSON string."""
     if isinstance(value, dict):
         return value
     if isinstance(value, str) and value.strip():
@@ -148,159 +139,134 @@ def snapshot_from_order(order: dict[str, Any]) -> ProviderSnapshot | str:
     return ProviderSnapshot(state, raw_state, captured_amount=captured, open_amount=open_amount)
 
 
+def capture_result(
+    ctx: CallContext, answer: Answer, data: dict[str, Any], amount: int
+) -> ProviderResult:
+    """What a capture answer means: ``captured`` SUCCEEDED, ``hold`` SUCCEEDED but pending."""
+    capture_status = data.get("capture_status")
+    if capture_status == "captured":
+        snap = ProviderSnapshot(ProviderState.CAPTURED, "captured", captured_amount=amount,
+                                open_amount=0)
+        return ctx.answered(Outcome.SUCCEEDED, f"captured {amount}", answer, snapshot=snap)
+    if capture_status == "hold":
+        snap = ProviderSnapshot(ProviderState.CAPTURE_PENDING, "hold", open_amount=0)
+        return ctx.answered(Outcome.SUCCEEDED, "capture created, not yet approved (hold): "
+                            "confirm with a status read", answer, snapshot=snap)
+    return malformed(ctx, answer, f"capture_status is {capture_status!r}")
+
+
+def cancel_result(ctx: CallContext, answer: Answer, data: dict[str, Any]) -> ProviderResult:
+    """What a reversal answer means: approved SUCCEEDED, declined REJECTED, unfinished UNKNOWN."""
+    reverse_status = data.get("reverse_status")
+    if reverse_status == "approved":
+        snap = ProviderSnapshot(ProviderState.CANCELED, "reversed", open_amount=0)
+        return ctx.answered(Outcome.SUCCEEDED, "reversed", answer, snapshot=snap)
+    if reverse_status == "declined":
+        return ctx.answered(Outcome.REJECTED, "reversal declined", answer,
+                            provider_code="declined")
+    if reverse_status in ("created", "processing"):
+        return ctx.answered(Outcome.UNKNOWN, f"reversal {reverse_status}, not finished: "
+                            "confirm with a status read", answer)
+    return malformed(ctx, answer, f"reverse_status is {reverse_status!r}")
+
+
+def declared_failure(
+    ctx: CallContext, answer: Answer, data: dict[str, Any], rid: str | None
+) -> ProviderResult:
+    """An HTTP 200 ``response_status: failure``, classified by its ``error_code``."""
+    code = str(data.get("error_code", "")) or None
+    text = str(data.get("error_message") or "no message")
+    common: dict[str, Any] = {"provider_code": code, "request_id": rid}
+    if ctx.operation == "check":
+        if code == ORDER_NOT_FOUND:
+            return ctx.answered(Outcome.SUCCEEDED, "signature accepted and Flitt reachable "
+                                "(sentinel order not found, as expected)", answer, **common)
+        if code in CREDENTIAL_CODES:
+            return ctx.answered(Outcome.REJECTED, f"bad credentials: {text}; check the "
+                                "Flitt merchant id and secret key", answer, **common)
+    if code in RETRYABLE_CODES:
+        return ctx.answered(Outcome.RETRYABLE, f"provider error {code}: {text}; retry", answer,
+                            **common)
+    if code in REJECTED_CODES:
+        return ctx.answered(Outcome.REJECTED, f"refused ({code}): {text}", answer, **common)
+    if ctx.moves_money:
+        return ctx.answered(Outcome.UNKNOWN, f"unrecognised failure code {code!r}: {text}; "
+                            "not guessed at, confirm with a status read", answer, **common)
+    return ctx.answered(Outcome.RETRYABLE, f"unrecognised failure code {code!r}: {text}",
+                        answer, **common)
+
+
 class FlittAdapter(HttpAdapter):
     """Flitt's capture / reverse / status API."""
 
     provider = ProviderName.FLITT
+    status_words = ("order state", "order")
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def _configure(self) -> None:
+        """The merchant id (a number on the wire when it is one) and the signing secret."""
         merchant = self._settings.credential(MERCHANT_ID_ENV).reveal()
         self._merchant_id: int | str = int(merchant) if merchant.isdigit() else merchant
         self._secret = self._settings.credential(SECRET_KEY_ENV)
         self._secret_values = (self._secret, merchant)
 
     def _signed(self, params: dict[str, Any]) -> dict[str, Any]:
+        """The request envelope: merchant id and version added, then signed."""
         params = {"merchant_id": self._merchant_id, "version": VERSION, **params}
         params["signature"] = flitt_signature(params, self._secret)
         return {"request": params}
 
-    async def _post(
-        self, ctx: CallContext, path: str, params: dict[str, Any]
-    ) -> ProviderResult | tuple[Answer, dict[str, Any]]:
-        """POST, then unwrap a verified ``success`` answer or classify the failure."""
-        request = self._build("POST", path, body=self._signed(params), headers={
-            "Content-Type": "application/json", "Accept": "application/json",
-            "User-Agent": self._settings.user_agent,
-        })
-        answer = await exchange(self._client, request, ctx)
-        if isinstance(answer, ProviderResult):
-            return answer
-        if not answer.ok:
-            generic = generic_http_failure(ctx, answer)
-            if generic is not None:
-                return generic
-            if 400 <= answer.status < 500:
-                return ctx.result(Outcome.REJECTED, f"refused with HTTP {answer.status}",
-                                  http_status=answer.status, request_id=answer.request_id,
-                                  raw=answer.raw())
-            return malformed(ctx, answer, "unexpected HTTP status")
-        body = answer.data.get("response") if isinstance(answer.data, dict) else None
-        if not isinstance(body, dict):
+    def _status_route(self, order_id: str) -> tuple[str, str, Any]:
+        """POST /status/order_id."""
+        return "POST", "/status/order_id", self._signed({"order_id": order_id})
+
+    def _parse_snapshot(self, data: Any, currency: str) -> ProviderSnapshot | str:
+        """The unwrapped status answer (amounts are minor units: no currency needed)."""
+        return snapshot_from_order(data)
+
+    def _unwrap(self, ctx: CallContext, answer: Answer) -> Any:
+        """The ``response`` object of a verified ``success``; failures are classified here."""
+        data = answer.data.get("response") if isinstance(answer.data, dict) else None
+        if not isinstance(data, dict):
             return malformed(ctx, answer, "no `response` object")
-        rid = body.get("request_id")
+        rid = data.get("request_id")
         rid = str(rid) if rid not in (None, "") else answer.request_id
-        if "signature" in body and not verify_flitt_signature(body, self._secret):
+        if "signature" in data and not verify_flitt_signature(data, self._secret):
             outcome = Outcome.UNKNOWN if ctx.moves_money else Outcome.RETRYABLE
-            return ctx.result(outcome, "the response signature does not verify: the answer is "
-                              "not believed (tampered, or wrong secret); confirm with a status "
-                              "read", http_status=answer.status, request_id=rid,
-                              provider_code="signature", raw=answer.raw())
-        status = body.get("response_status")
+            return ctx.answered(outcome, "the response signature does not verify: the answer "
+                                "is not believed (tampered, or wrong secret); confirm with a "
+                                "status read", answer, request_id=rid, provider_code="signature")
+        status = data.get("response_status")
         if status == "failure":
-            return self._failure(ctx, answer, body, rid)
+            return declared_failure(ctx, answer, data, rid)
         if status != "success":
             return malformed(ctx, answer, f"response_status is {status!r}", request_id=rid)
-        return answer, body
+        return data
 
-    def _failure(
-        self, ctx: CallContext, answer: Answer, body: dict[str, Any], rid: str | None
-    ) -> ProviderResult:
-        code = str(body.get("error_code", "")) or None
-        text = str(body.get("error_message") or "no message")
-        common: dict[str, Any] = {"http_status": answer.status, "provider_code": code,
-                                  "request_id": rid, "raw": answer.raw()}
-        if ctx.operation == "check":
-            if code == ORDER_NOT_FOUND:
-                return ctx.result(Outcome.SUCCEEDED, "signature accepted and Flitt reachable "
-                                  "(sentinel order not found, as expected)", **common)
-            if code in CREDENTIAL_CODES:
-                return ctx.result(Outcome.REJECTED, f"bad credentials: {text}; check the "
-                                  "Flitt merchant id and secret key", **common)
-        if code in RETRYABLE_CODES:
-            return ctx.result(Outcome.RETRYABLE, f"provider error {code}: {text}; retry",
-                              **common)
-        if code in REJECTED_CODES:
-            return ctx.result(Outcome.REJECTED, f"refused ({code}): {text}", **common)
-        if ctx.moves_money:
-            return ctx.result(Outcome.UNKNOWN, f"unrecognised failure code {code!r}: {text}; "
-                              "not guessed at, confirm with a status read", **common)
-        return ctx.result(Outcome.RETRYABLE, f"unrecognised failure code {code!r}: {text}",
-                          **common)
+    def _known_failure(
+        self, ctx: CallContext, answer: Answer, code: str | None, text: str, rid: str | None,
+    ) -> ProviderResult | None:
+        """Any other 4xx is REJECTED by status alone: Flitt's errors come as HTTP 200."""
+        if 400 <= answer.status < 500:
+            return ctx.answered(Outcome.REJECTED, f"refused with HTTP {answer.status}", answer,
+                                request_id=rid)
+        return None
 
-    async def status(self, ref: AuthRef) -> ProviderResult:
-        """POST /status/order_id."""
-        return await self._status(ref.order_id, self._ctx("status"))
-
-    async def _status(self, order_id: str, ctx: CallContext) -> ProviderResult:
-        got = await self._post(ctx, "/status/order_id", {"order_id": order_id})
-        if isinstance(got, ProviderResult):
-            return got
-        answer, body = got
-        snap = snapshot_from_order(body)
-        if isinstance(snap, str):
-            return malformed(ctx, answer, snap)
-        common: dict[str, Any] = {"http_status": answer.status, "snapshot": snap,
-                                  "request_id": answer.request_id, "raw": answer.raw()}
-        if snap.state is ProviderState.UNRECOGNISED:
-            return ctx.result(Outcome.UNKNOWN, f"unrecognised order state {snap.raw_state!r}; "
-                              "not guessed at", **common)
-        return ctx.result(Outcome.SUCCEEDED, f"order is {snap.raw_state}", **common)
-
-    async def capture(
-        self, ref: AuthRef, amount: int, idempotency_key: str, *, final: bool
+    async def _capture(
+        self, ctx: CallContext, ref: AuthRef, amount: int, idempotency_key: str, *, final: bool
     ) -> ProviderResult:
         """POST /capture/order_id (no key: a same-amount replay reports the state)."""
-        ctx = self._ctx("capture")
-        refused = self._refuse_currency(ctx, ref.currency) or self._refuse_amount(ctx, amount)
-        if refused is not None:
-            return refused
-        got = await self._post(ctx, "/capture/order_id", {
-            "order_id": ref.order_id, "amount": amount, "currency": ref.currency,
-        })
-        if isinstance(got, ProviderResult):
-            return got
-        answer, body = got
-        capture_status = body.get("capture_status")
-        common: dict[str, Any] = {"http_status": answer.status, "request_id": answer.request_id,
-                                  "raw": answer.raw()}
-        if capture_status == "captured":
-            snap = ProviderSnapshot(ProviderState.CAPTURED, "captured", captured_amount=amount,
-                                    open_amount=0)
-            return ctx.result(Outcome.SUCCEEDED, f"captured {amount}", snapshot=snap, **common)
-        if capture_status == "hold":
-            snap = ProviderSnapshot(ProviderState.CAPTURE_PENDING, "hold", open_amount=0)
-            return ctx.result(Outcome.SUCCEEDED, "capture created, not yet approved (hold): "
-                              "confirm with a status read", snapshot=snap, **common)
-        return malformed(ctx, answer, f"capture_status is {capture_status!r}")
+        body = self._signed({"order_id": ref.order_id, "amount": amount,
+                             "currency": ref.currency})
+        return await self._send(ctx, "POST", "/capture/order_id",
+                                lambda answer, data: capture_result(ctx, answer, data, amount),
+                                body=body)
 
-    async def cancel(self, ref: AuthRef, idempotency_key: str) -> ProviderResult:
+    async def _cancel(self, ctx: CallContext, ref: AuthRef, idempotency_key: str) -> ProviderResult:
         """POST /reverse/order_id for the full held amount."""
-        ctx = self._ctx("cancel")
         refused = self._refuse_currency(ctx, ref.currency)
         if refused is not None:
             return refused
-        got = await self._post(ctx, "/reverse/order_id", {
-            "order_id": ref.order_id, "amount": ref.amount, "currency": ref.currency,
-            "reverse_id": reverse_id(idempotency_key),
-        })
-        if isinstance(got, ProviderResult):
-            return got
-        answer, body = got
-        reverse_status = body.get("reverse_status")
-        common: dict[str, Any] = {"http_status": answer.status, "request_id": answer.request_id,
-                                  "raw": answer.raw()}
-        if reverse_status == "approved":
-            snap = ProviderSnapshot(ProviderState.CANCELED, "reversed", open_amount=0)
-            return ctx.result(Outcome.SUCCEEDED, "reversed", snapshot=snap, **common)
-        if reverse_status == "declined":
-            return ctx.result(Outcome.REJECTED, "reversal declined", provider_code="declined",
-                              **common)
-        if reverse_status in ("created", "processing"):
-            return ctx.result(Outcome.UNKNOWN, f"reversal {reverse_status}, not finished: "
-                              "confirm with a status read", **common)
-        return malformed(ctx, answer, f"reverse_status is {reverse_status!r}")
-
-    async def check(self) -> ProviderResult:
-        """Status of a sentinel order: 1018 (not found) means the signature and host work."""
-        return await self._status(CHECK_ORDER_ID, self._ctx("check"))
+        body = self._signed({"order_id": ref.order_id, "amount": ref.amount,
+                             "currency": ref.currency, "reverse_id": reverse_id(idempotency_key)})
+        return await self._send(ctx, "POST", "/reverse/order_id",
+                                lambda answer, data: cancel_result(ctx, answer, data), body=body)

@@ -31,12 +31,9 @@ from watchdog.providers.base import (
     ProviderState,
 )
 from watchdog.providers.http import (
-    CHECK_ORDER_ID,
     Answer,
     CallContext,
     HttpAdapter,
-    exchange,
-    generic_http_failure,
     malformed,
     ms_epoch_to_utc,
     seg,
@@ -58,6 +55,7 @@ _ALREADY_CAPTURED_HINTS = ("already captured", "already been captured", "succeed
 
 
 def _int(value: Any) -> int | None:
+    """An integer (never a bool); None otherwise: Smartpay amounts are minor-unit integers."""
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
@@ -95,26 +93,42 @@ def snapshot_from_order(order: Any) -> ProviderSnapshot | str:
                             open_amount=open_amount, expires_at=expires_at)
 
 
-def _error_fields(answer: Answer) -> tuple[str | None, str]:
-    if isinstance(answer.data, dict):
-        code = answer.data.get("errorCode")
-        message = answer.data.get("message")
-        return (str(code) if code is not None else None,
-                str(message) if message is not None else "")
-    return None, ""
+def capture_result(
+    ctx: CallContext, answer: Answer, data: Any, ref: AuthRef, amount: int
+) -> ProviderResult:
+    """What a created payment means: SUCCEEDED when it is the one we asked for."""
+    if (not isinstance(data, dict) or not isinstance(data.get("id"), str)
+            or _int(data.get("amount")) is None):
+        return malformed(ctx, answer, "the payment has no id or amount")
+    order = data.get("order")
+    if data.get("amount") != amount or (isinstance(order, str) and order != ref.order_id):
+        return malformed(ctx, answer, f"the payment does not match the request "
+                         f"(amount {data.get('amount')!r}, order {data.get('order')!r})")
+    return ctx.answered(Outcome.SUCCEEDED, f"payment {data['id']} created for {amount}", answer)
+
+
+def cancel_result(ctx: CallContext, answer: Answer, snap: ProviderSnapshot) -> ProviderResult:
+    """What a cancellation answer means: nothing left open (canceled, expired, captured)."""
+    if snap.state not in (ProviderState.CANCELED, ProviderState.EXPIRED, ProviderState.CAPTURED):
+        return malformed(ctx, answer, f"order status after cancellation is {snap.raw_state!r}",
+                         snapshot=snap)
+    return ctx.answered(Outcome.SUCCEEDED, f"order cancellation accepted ({snap.raw_state})",
+                        answer, snapshot=snap)
 
 
 class SmartpayAdapter(HttpAdapter):
     """Smartpay's orders/payments API."""
 
     provider = ProviderName.SMARTPAY
+    status_words = ("order status", "order")
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        super().__init__(*args, **kwargs)
+    def _configure(self) -> None:
+        """The secret key, sent raw as the Basic credential."""
         self._key = self._settings.credential(KEY_ENV)
         self._secret_values = (self._key,)
 
     def _headers(self, idempotency_key: str | None = None) -> dict[str, str]:
+        """Credentials on every call; the key (and a JSON body) only on POST/PUT."""
         headers = {
             "Authorization": f"Basic {self._key.reveal()}",
             "Accept": "application/json",
@@ -125,97 +139,50 @@ class SmartpayAdapter(HttpAdapter):
             headers["Content-Type"] = "application/json"
         return headers
 
-    def _failure(self, ctx: CallContext, answer: Answer) -> ProviderResult:
-        code, text = _error_fields(answer)
-        common: dict[str, Any] = {"http_status": answer.status, "provider_code": code,
-                                  "request_id": answer.request_id, "raw": answer.raw()}
-        generic = generic_http_failure(ctx, answer, code=code, text=text)
-        if generic is not None:
-            return generic
+    def _status_route(self, order_id: str) -> tuple[str, str, Any]:
+        """GET /orders/{id}?expand=all."""
+        return "GET", f"/orders/{seg(order_id)}?expand=all", None
+
+    def _parse_snapshot(self, data: Any, currency: str) -> ProviderSnapshot | str:
+        """An Order object (amounts are minor units: no currency needed)."""
+        return snapshot_from_order(data)
+
+    def _error_fields(self, answer: Answer) -> tuple[str | None, str, str | None]:
+        """``{errorCode, message}``; the request id is the header's."""
+        if isinstance(answer.data, dict):
+            code = answer.data.get("errorCode")
+            message = answer.data.get("message")
+            return (str(code) if code is not None else None,
+                    str(message) if message is not None else "", answer.request_id)
+        return None, "", answer.request_id
+
+    def _known_failure(
+        self, ctx: CallContext, answer: Answer, code: str | None, text: str, rid: str | None,
+    ) -> ProviderResult | None:
+        """``order.cannot-capture`` for an order already captured; the check's 404."""
         if (ctx.operation == "capture" and code == "order.cannot-capture"
                 and any(h in text.lower() for h in _ALREADY_CAPTURED_HINTS)):
-            return ctx.result(Outcome.ALREADY_DONE, f"the order is already captured: {text}; "
-                              "confirm the captured amount with a status read", **common)
+            return ctx.answered(Outcome.ALREADY_DONE, f"the order is already captured: {text}; "
+                                "confirm the captured amount with a status read", answer,
+                                provider_code=code, request_id=rid)
         if ctx.operation == "check" and answer.status == 404:
-            return ctx.result(Outcome.SUCCEEDED, "credentials accepted and Smartpay reachable "
-                              "(sentinel order not found, as expected)", **common)
-        if answer.status == 404 or 400 <= answer.status < 500:
-            why = text or "no message"
-            return ctx.result(Outcome.REJECTED, f"refused ({code or 'no code'}): {why}",
-                              **common)
-        return malformed(ctx, answer, "unexpected HTTP status", provider_code=code)
+            return ctx.answered(Outcome.SUCCEEDED, "credentials accepted and Smartpay reachable "
+                                "(sentinel order not found, as expected)", answer,
+                                provider_code=code, request_id=rid)
+        return None
 
-    async def status(self, ref: AuthRef) -> ProviderResult:
-        """GET /orders/{id}?expand=all, normalised."""
-        return await self._status(ref.order_id, self._ctx("status"))
-
-    async def _status(self, order_id: str, ctx: CallContext) -> ProviderResult:
-        request = self._build("GET", f"/orders/{seg(order_id)}?expand=all", headers=self._headers())
-        answer = await exchange(self._client, request, ctx)
-        if isinstance(answer, ProviderResult):
-            return answer
-        if not answer.ok:
-            return self._failure(ctx, answer)
-        snap = snapshot_from_order(answer.data)
-        if isinstance(snap, str):
-            return malformed(ctx, answer, snap)
-        outcome = (Outcome.UNKNOWN if snap.state is ProviderState.UNRECOGNISED
-                   else Outcome.SUCCEEDED)
-        message = (f"unrecognised order status {snap.raw_state!r}; not guessed at"
-                   if outcome is Outcome.UNKNOWN else f"order is {snap.raw_state}")
-        return ctx.result(outcome, message, http_status=answer.status, snapshot=snap,
-                          request_id=answer.request_id, raw=answer.raw())
-
-    async def capture(
-        self, ref: AuthRef, amount: int, idempotency_key: str, *, final: bool
+    async def _capture(
+        self, ctx: CallContext, ref: AuthRef, amount: int, idempotency_key: str, *, final: bool
     ) -> ProviderResult:
         """POST /payments {order, amount, currency, cancelRemainder}."""
-        ctx = self._ctx("capture")
-        refused = self._refuse_currency(ctx, ref.currency) or self._refuse_amount(ctx, amount)
-        if refused is not None:
-            return refused
         body = {"order": ref.order_id, "amount": amount, "currency": ref.currency,
                 "cancelRemainder": "automatic" if final else "manual"}
-        request = self._build("POST", "/payments", body=body,
-                              headers=self._headers(idempotency_key))
-        answer = await exchange(self._client, request, ctx)
-        if isinstance(answer, ProviderResult):
-            return answer
-        if not answer.ok:
-            return self._failure(ctx, answer)
-        data = answer.data
-        if (not isinstance(data, dict) or not isinstance(data.get("id"), str)
-                or _int(data.get("amount")) is None):
-            return malformed(ctx, answer, "the payment has no id or amount")
-        order = data.get("order")
-        if data.get("amount") != amount or (isinstance(order, str) and order != ref.order_id):
-            return malformed(ctx, answer, f"the payment does not match the request "
-                             f"(amount {data.get('amount')!r}, order {data.get('order')!r})")
-        return ctx.result(Outcome.SUCCEEDED, f"payment {data['id']} created for {amount}",
-                          http_status=answer.status, request_id=answer.request_id,
-                          raw=answer.raw())
+        return await self._send(ctx, "POST", "/payments",
+                                lambda answer, data: capture_result(ctx, answer, data, ref, amount),
+                                body=body, headers=self._headers(idempotency_key))
 
-    async def cancel(self, ref: AuthRef, idempotency_key: str) -> ProviderResult:
+    async def _cancel(self, ctx: CallContext, ref: AuthRef, idempotency_key: str) -> ProviderResult:
         """PUT /orders/{id}/cancellation (no body)."""
-        ctx = self._ctx("cancel")
-        request = self._build("PUT", f"/orders/{seg(ref.order_id)}/cancellation",
-                              headers=self._headers(idempotency_key))
-        answer = await exchange(self._client, request, ctx)
-        if isinstance(answer, ProviderResult):
-            return answer
-        if not answer.ok:
-            return self._failure(ctx, answer)
-        snap = snapshot_from_order(answer.data)
-        if isinstance(snap, str):
-            return malformed(ctx, answer, snap)
-        if snap.state not in (ProviderState.CANCELED, ProviderState.EXPIRED,
-                              ProviderState.CAPTURED):
-            return malformed(ctx, answer, f"order status after cancellation is "
-                             f"{snap.raw_state!r}", snapshot=snap)
-        return ctx.result(Outcome.SUCCEEDED, f"order cancellation accepted ({snap.raw_state})",
-                          http_status=answer.status, request_id=answer.request_id,
-                          snapshot=snap, raw=answer.raw())
-
-    async def check(self) -> ProviderResult:
-        """Status of a sentinel order: 404 means the key works and the API answers."""
-        return await self._status(CHECK_ORDER_ID, self._ctx("check"))
+        return await self._call(ctx, "PUT", f"/orders/{seg(ref.order_id)}/cancellation",
+                                lambda answer, snap: cancel_result(ctx, answer, snap),
+                                currency=ref.currency, headers=self._headers(idempotency_key))

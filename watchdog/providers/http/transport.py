@@ -24,10 +24,8 @@ import datetime as dt
 import email.utils
 import json
 import logging
-import urllib.parse
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
-from decimal import Decimal
 from typing import Any
 
 import aiohttp
@@ -37,15 +35,7 @@ import httpx_aiohttp
 from watchdog.clock import SYSTEM_CLOCK, Clock
 from watchdog.config import ProviderSettings
 from watchdog.domain import ProviderName
-from watchdog.errors import ConfigError
-from watchdog.money import CurrencyError, exponent
-from watchdog.providers.base import (
-    DEFAULT_RULES,
-    Outcome,
-    ProviderResult,
-    ProviderRules,
-    ProviderSnapshot,
-)
+from watchdog.providers.base import Outcome, ProviderResult, ProviderSnapshot
 from watchdog.secrets import MASK, Secret, redact
 
 log = logging.getLogger("watchdog.providers")
@@ -164,6 +154,18 @@ class CallContext:
         )
         return res
 
+    def answered(
+        self, outcome: Outcome, message: str, answer: Answer, **fields: Any
+    ) -> ProviderResult:
+        """A result carrying the answer as evidence: its HTTP status, request id and raw body.
+
+        ``request_id`` in ``fields`` overrides the header's (a provider may name its
+        own in the body); every other field passes through to ``result``.
+        """
+        fields.setdefault("request_id", answer.request_id)
+        return self.result(outcome, message, http_status=answer.status, raw=answer.raw(),
+                           **fields)
+
 
 @dataclass(frozen=True, slots=True)
 class Answer:
@@ -190,6 +192,7 @@ class Answer:
 
 
 def _request_id_from(headers: httpx.Headers) -> str | None:
+    """The provider's request id from the first of the usual headers that carries one."""
     for name in REQUEST_ID_HEADERS:
         value = headers.get(name)
         if isinstance(value, str) and value:
@@ -278,26 +281,22 @@ def generic_http_failure(
 
     Returns None when the status is provider-specific (the adapter decides).
     """
-    rid = request_id or answer.request_id
     said = f": {text}" if text else ""
-    common: dict[str, Any] = {
-        "http_status": answer.status, "provider_code": code, "request_id": rid,
-        "raw": answer.raw(),
-    }
+    common: dict[str, Any] = {"provider_code": code, "request_id": request_id or answer.request_id}
     if answer.status in (401, 403):
-        return ctx.result(
+        return ctx.answered(
             Outcome.REJECTED, f"bad credentials (HTTP {answer.status}){said}; check the "
-            f"{ctx.provider} credentials", **common,
+            f"{ctx.provider} credentials", answer, **common,
         )
     if answer.status == 429:
-        return ctx.result(
-            Outcome.RETRYABLE, f"rate limited{said}; retry later with the same key",
+        return ctx.answered(
+            Outcome.RETRYABLE, f"rate limited{said}; retry later with the same key", answer,
             retry_after=answer.retry_after, **common,
         )
     if answer.status == 408 or answer.status >= 500:
-        return ctx.result(
+        return ctx.answered(
             Outcome.RETRYABLE, f"provider error HTTP {answer.status}{said}; a replay with the "
-            "same key is safe", retry_after=answer.retry_after, **common,
+            "same key is safe", answer, retry_after=answer.retry_after, **common,
         )
     return None
 
@@ -307,112 +306,6 @@ def malformed(ctx: CallContext, answer: Answer, why: str, **fields: Any) -> Prov
     outcome = Outcome.UNKNOWN if ctx.moves_money else Outcome.RETRYABLE
     tail = ("money may have moved: confirm with a status read" if ctx.moves_money
             else "a read moves no money, retry")
-    fields.setdefault("request_id", answer.request_id)
-    return ctx.result(
-        outcome, f"unusable answer (HTTP {answer.status}): {why}; {tail}",
-        http_status=answer.status, raw=answer.raw(), **fields,
-    )
+    return ctx.answered(outcome, f"unusable answer (HTTP {answer.status}): {why}; {tail}",
+                        answer, **fields)
 
-
-def seg(value: str) -> str:
-    """One URL path segment, percent-encoded (an order id never changes the path)."""
-    return urllib.parse.quote(value, safe="")
-
-
-def ms_epoch_to_utc(value: Any) -> dt.datetime | None:
-    """A millisecond epoch as an aware UTC datetime; None when absent or not a number."""
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return None
-    try:
-        return dt.datetime.fromtimestamp(value / 1000, tz=dt.UTC)
-    except (OverflowError, OSError, ValueError):
-        return None
-
-
-def iso_to_utc(value: Any) -> dt.datetime | None:
-    """An ISO-8601 instant with an offset as aware UTC; None when absent, bad or naive."""
-    if not isinstance(value, str):
-        return None
-    try:
-        when = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    if when.tzinfo is None:
-        return None
-    return when.astimezone(dt.UTC)
-
-
-# --------------------------------------------------------------------------- adapter scaffolding
-
-
-def _json_number(value: Any) -> Any:
-    """Decimals go on the wire as JSON numbers: Decimal("18.20") -> 18.2."""
-    if isinstance(value, Decimal):
-        return float(value)
-    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
-
-CHECK_ORDER_ID = "expiry-watchdog-check-0"  # a sentinel id no provider knows: expect "not found"
-
-
-class HttpAdapter:
-    """What every adapter shares: settings, injected client, timeouts, rules, secrets."""
-
-    provider: ProviderName  # set by each subclass
-
-    def __init__(
-        self, settings: ProviderSettings, client: httpx.AsyncClient,
-        rules: ProviderRules | None = None, *, clock: Clock = SYSTEM_CLOCK,
-    ) -> None:
-        if settings.name != self.provider:
-            raise ValueError(f"{type(self).__name__} needs {self.provider} settings, "
-                             f"got {settings.name}")
-        if not settings.base_url:
-            raise ConfigError(f"providers.{settings.name}.base_url: not set; the adapter "
-                              "cannot be built without it")
-        self._settings = settings
-        self._client = client
-        self._clock = clock
-        self._rules = rules or replace(DEFAULT_RULES[self.provider], window=settings.window)
-        self._timeout = timeout_for(settings)
-        self._base = settings.base_url.rstrip("/")
-        self._secret_values: tuple[Secret | str, ...] = ()
-
-    @property
-    def name(self) -> ProviderName:
-        """The provider this adapter speaks to."""
-        return self.provider
-
-    @property
-    def rules(self) -> ProviderRules:
-        """The provider's capture rules (window from the settings)."""
-        return self._rules
-
-    def _ctx(self, operation: str) -> CallContext:
-        return CallContext(self.provider, operation, self._secret_values, self._clock)
-
-    def _build(
-        self, method: str, path: str, *, body: Any = None, headers: Mapping[str, str] | None = None,
-    ) -> httpx.Request:
-        content = None if body is None else json.dumps(
-            body, separators=(",", ":"), default=_json_number
-        )
-        return self._client.build_request(
-            method, self._base + path, content=content, headers=dict(headers or {}),
-            timeout=self._timeout,
-        )
-
-    def _refuse_currency(self, ctx: CallContext, currency: str) -> ProviderResult | None:
-        """REJECTED, before any request, for a currency we cannot represent exactly."""
-        try:
-            exponent(currency)
-        except CurrencyError as exc:
-            return ctx.result(Outcome.REJECTED, f"nothing sent: {exc}",
-                              provider_code="currency")
-        return None
-
-    def _refuse_amount(self, ctx: CallContext, amount: int) -> ProviderResult | None:
-        if isinstance(amount, bool) or not isinstance(amount, int) or amount <= 0:
-            return ctx.result(Outcome.REJECTED,
-                              f"nothing sent: capture amount must be a positive integer of "
-                              f"minor units, got {amount!r}", provider_code="amount")
-        return None
