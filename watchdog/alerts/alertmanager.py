@@ -15,22 +15,12 @@ from typing import Any
 import httpx
 
 from watchdog.alerting import Severity
-from watchdog.alerts.base import compact_json, iso, post
+from watchdog.alerts.base import HttpSink, compact_json, iso
 from watchdog.alerts.message import Event, Notification
-from watchdog.alerts.settings import SinkSettings
 
 
-class AlertmanagerSink:
+class AlertmanagerSink(HttpSink):
     """Posts alerts to one Alertmanager."""
-
-    def __init__(self, settings: SinkSettings, timeout: float) -> None:
-        self._settings = settings
-        self.timeout = timeout
-
-    @property
-    def settings(self) -> SinkSettings:
-        """Its configuration."""
-        return self._settings
 
     async def send(self, client: httpx.AsyncClient, note: Notification, now: dt.datetime) -> None:
         """Post one alert (and end its other-severity twin when it changed severity)."""
@@ -49,9 +39,7 @@ class AlertmanagerSink:
                 twin = alert_body(note, now, severity=other.value)
                 twin["endsAt"] = iso(now)
                 body.append(twin)
-        assert self._settings.url is not None
-        await post(client, self._settings, f"{self._settings.url}/api/v2/alerts",
-                   compact_json(body), self.timeout)
+        await self._post(client, f"{self._url()}/api/v2/alerts", compact_json(body))
 
 
 def labels(note: Notification, severity: str | None = None) -> dict[str, str]:

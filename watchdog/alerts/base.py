@@ -1,4 +1,4 @@
-"""What every sink shares: the protocol and one careful HTTP POST."""
+"""What every sink shares: the protocol, one careful HTTP POST, and the HTTP sinks' base."""
 
 from __future__ import annotations
 
@@ -48,7 +48,43 @@ async def post(
                         permanent=permanent)
 
 
+class HttpSink:
+    """What every HTTP sink shares: its settings and timeout, and one POST through ``post``.
+
+    A subclass implements ``send``: it builds the body its service expects and
+    hands it to ``_post``.
+    """
+
+    def __init__(self, settings: SinkSettings, timeout: float) -> None:
+        """Keep the sink's configuration and its per-call timeout in seconds."""
+        self._settings = settings
+        self.timeout = timeout
+
+    @property
+    def settings(self) -> SinkSettings:
+        """Its configuration."""
+        return self._settings
+
+    def _url(self) -> str:
+        """The configured URL (the settings parser requires one for this sink type)."""
+        assert self._settings.url is not None
+        return self._settings.url
+
+    def _secret(self) -> str:
+        """The configured secret, revealed for the wire (required for this sink type)."""
+        assert self._settings.secret is not None
+        return self._settings.secret.reveal()
+
+    async def _post(
+        self, client: httpx.AsyncClient, url: str, content: bytes,
+        headers: dict[str, str] | None = None,
+    ) -> httpx.Response:
+        """POST ``content`` within this sink's timeout; a failure is a DeliveryError, redacted."""
+        return await post(client, self._settings, url, content, self.timeout, headers)
+
+
 def _clean(settings: SinkSettings, text: str) -> str:
+    """``text`` with the sink's secret masked (an error message may echo a URL or a key)."""
     return redact(text, [settings.secret])
 
 

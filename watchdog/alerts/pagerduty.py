@@ -12,32 +12,20 @@ from typing import Any
 
 import httpx
 
-from watchdog.alerts.base import compact_json, iso, post
+from watchdog.alerts.base import HttpSink, compact_json, iso
 from watchdog.alerts.message import Notification
-from watchdog.alerts.settings import SinkSettings
 
 SUMMARY_LIMIT = 1024
 
 
-class PagerDutySink:
+class PagerDutySink(HttpSink):
     """Sends events to one PagerDuty service."""
-
-    def __init__(self, settings: SinkSettings, timeout: float) -> None:
-        self._settings = settings
-        self.timeout = timeout
-
-    @property
-    def settings(self) -> SinkSettings:
-        """Its configuration."""
-        return self._settings
 
     async def send(self, client: httpx.AsyncClient, note: Notification, now: dt.datetime) -> None:
         """Enqueue one event."""
-        assert self._settings.url is not None
-        assert self._settings.secret is not None
-        body = event_body(note, self._settings.secret.reveal(), self._settings.source, now)
-        await post(client, self._settings, f"{self._settings.url}/v2/enqueue",
-                   compact_json(body), self.timeout)
+        url = f"{self._url()}/v2/enqueue"
+        body = event_body(note, self._secret(), self._settings.source, now)
+        await self._post(client, url, compact_json(body))
 
 
 def event_body(note: Notification, routing_key: str, source: str,

@@ -7,9 +7,8 @@ from typing import Any
 
 import httpx
 
-from watchdog.alerts.base import compact_json, post
+from watchdog.alerts.base import HttpSink, compact_json
 from watchdog.alerts.message import Event, Notification
-from watchdog.alerts.settings import SinkSettings
 
 _HEADLINE = {
     (Event.TRIGGER, "critical"): ":rotating_light: *CRITICAL*",
@@ -17,23 +16,12 @@ _HEADLINE = {
 }
 
 
-class SlackSink:
-    """Posts messages to one Slack channel."""
-
-    def __init__(self, settings: SinkSettings, timeout: float) -> None:
-        self._settings = settings
-        self.timeout = timeout
-
-    @property
-    def settings(self) -> SinkSettings:
-        """Its configuration."""
-        return self._settings
+class SlackSink(HttpSink):
+    """Posts messages to one Slack channel (the secret is the webhook URL)."""
 
     async def send(self, client: httpx.AsyncClient, note: Notification, now: dt.datetime) -> None:
         """Post one message."""
-        assert self._settings.secret is not None
-        await post(client, self._settings, self._settings.secret.reveal(),
-                   compact_json(message_body(note)), self.timeout)
+        await self._post(client, self._secret(), compact_json(message_body(note)))
 
 
 def headline(note: Notification) -> str:

@@ -12,9 +12,8 @@ import hmac
 
 import httpx
 
-from watchdog.alerts.base import compact_json, iso, post
+from watchdog.alerts.base import HttpSink, compact_json, iso
 from watchdog.alerts.message import Notification
-from watchdog.alerts.settings import SinkSettings
 
 SIGNATURE_HEADER = "X-Watchdog-Signature"
 
@@ -29,27 +28,17 @@ def verify(secret: str, body: bytes, header: str) -> bool:
     return hmac.compare_digest(sign(secret, body), header)
 
 
-class WebhookSink:
+class WebhookSink(HttpSink):
     """Posts signed JSON to one URL."""
-
-    def __init__(self, settings: SinkSettings, timeout: float) -> None:
-        self._settings = settings
-        self.timeout = timeout
-
-    @property
-    def settings(self) -> SinkSettings:
-        """Its configuration."""
-        return self._settings
 
     async def send(self, client: httpx.AsyncClient, note: Notification, now: dt.datetime) -> None:
         """Post one signed event."""
-        assert self._settings.url is not None
-        assert self._settings.secret is not None
+        url = self._url()
         body = compact_json({**note.facts(), "sent_at": iso(now),
                              "description": note.description()})
         headers = {
-            SIGNATURE_HEADER: sign(self._settings.secret.reveal(), body),
+            SIGNATURE_HEADER: sign(self._secret(), body),
             "X-Watchdog-Event": note.event.value,
             "X-Watchdog-Delivery": str(note.delivery_id),
         }
-        await post(client, self._settings, self._settings.url, body, self.timeout, headers)
+        await self._post(client, url, body, headers)
