@@ -1,0 +1,183 @@
+"""Money actions: sync, guard rails, then intent -> send -> outcome.
+
+The intent (in-flight state, action row with its idempotency key, audit row) is committed
+before the provider is called; the outcome is recorded in a second transaction.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import select
+
+from watchdog import audit, faultpoints, store
+from watchdog.domain import ActionKind, ProviderName, State
+from watchdog.models import Action, Authorization
+from watchdog.policy import Decision
+from watchdog.providers.base import ProviderAdapter, ProviderResult
+from watchdog.providers.retry import with_retries
+from watchdog.scan.context import ScanContext
+from watchdog.scan.guards import count_action, defer, guard_rail, hold, not_configured
+from watchdog.scan.outcome import outcome_too_late, record_outcome
+from watchdog.scan.sync import sync
+
+OPEN = (State.AUTHORIZED, State.PARTIALLY_CAPTURED)
+
+
+async def act(ctx: ScanContext, row: Authorization, kind: ActionKind, decision: Decision) -> bool:
+    """Sync, then commit an intent, then call the provider, then record the outcome.
+
+    False means the row was handed off (parked or released)."""
+    adapter = ctx.adapter(row)
+    if adapter is None:
+        not_configured(ctx, row)
+        return False
+    before = await sync(ctx, row)
+    if before is None or before.snapshot is None:
+        defer(
+            ctx,
+            row,
+            f"status read failed before {kind}: {before.describe() if before else 'no answer'}",
+        )
+        return False
+    now = ctx.clock.now()
+    fresh = ctx.decide(row, now)
+    if fresh.step is not decision.step or fresh.amount != decision.amount:
+        return True  # the provider's answer changed the plan; take it from the top
+    held = guard_rail(ctx, row, kind, decision)
+    if held is not None:
+        hold(ctx, row, kind, decision, *held)
+        return held[2]  # a held row goes on to its alerts; a deferred one waits its turn
+    count_action(ctx, row)
+    faultpoints.checkpoint("before_intent")
+    action = commit_intent(ctx, row, kind, decision, now)
+    faultpoints.checkpoint("after_intent")
+    return await send(ctx, row, action, adapter)
+
+
+def idempotency_key(authorization_id: int, kind: ActionKind, seq: int, attempt: int) -> str:
+    """Deterministic from our own data: the same intent always carries the same key."""
+    return f"ew-{authorization_id}-{kind.value}{seq}-a{attempt}"
+
+
+def commit_intent(
+    ctx: ScanContext, row: Authorization, kind: ActionKind, decision: Decision, now: dt.datetime
+) -> Action:
+    """Move the row in flight and store the action (reusing a retryable one with the same
+    amount, hence the same key) with its intent audit row, in one transaction."""
+    in_flight = State.CAPTURING if kind is ActionKind.CAPTURE else State.CANCELING
+    seq = row.capture_count + 1 if kind is ActionKind.CAPTURE else 1
+    settings = ctx.config.provider(ProviderName(row.provider))
+    recovery_after = dt.timedelta(
+        seconds=(settings.connect_timeout + settings.read_timeout) * (settings.retry_attempts + 1)
+    )
+    with ctx.tx() as session:
+        action: Action | None = session.execute(
+            select(Action)
+            .where(
+                Action.authorization_id == row.id,
+                Action.kind == kind.value,
+                Action.seq == seq,
+                Action.status == "retryable",
+            )
+            .order_by(Action.attempt.desc())
+            .limit(1)
+        ).scalar_one_or_none()
+        if action is None or action.amount != decision.amount:
+            attempt = session.execute(
+                select(Action.attempt)
+                .where(
+                    Action.authorization_id == row.id,
+                    Action.kind == kind.value,
+                    Action.seq == seq,
+                )
+                .order_by(Action.attempt.desc())
+                .limit(1)
+            ).scalar_one_or_none()
+            attempt = 1 if attempt is None else attempt + 1
+            action = Action(
+                authorization_id=row.id,
+                kind=kind.value,
+                seq=seq,
+                attempt=attempt,
+                idempotency_key=idempotency_key(row.id, kind, seq, attempt),
+                amount=decision.amount,
+                final=decision.final,
+                status="pending",
+                sends=0,
+                recoveries=0,
+                actor=ctx.worker,
+                created_at=now,
+            )
+            session.add(action)
+        else:
+            action.status = "pending"
+        store.guarded_update(
+            session,
+            row,
+            OPEN,
+            {
+                "state": in_flight.value,
+                "next_action_at": now + recovery_after,
+                "updated_at": now,
+            },
+            worker=ctx.worker,
+        )
+        session.flush()
+        audit.append(
+            session,
+            [
+                ctx.event(
+                    row,
+                    f"scan:{kind.value}:intent",
+                    amount=decision.amount,
+                    key=action.idempotency_key,
+                    state_to=in_flight.value,
+                    detail={
+                        "reason": decision.reason,
+                        "deadline": row.deadline.isoformat(),
+                        "deadline_source": row.deadline_source,
+                        "final": decision.final,
+                        "attempt": action.attempt,
+                        "seq": seq,
+                    },
+                )
+            ],
+            now,
+        )
+    return action
+
+
+async def send(
+    ctx: ScanContext, row: Authorization, action: Action, adapter: ProviderAdapter
+) -> bool:
+    """Call the provider with the intent's key (unless the deadline guard is reached) and
+    record the outcome. True when the row is no longer in flight."""
+    kind = ActionKind(action.kind)
+    guard_at = ctx.timeline(row).guard_at
+    if ctx.clock.now() >= guard_at:
+        outcome_too_late(ctx, row, action)
+        return True
+    settings = ctx.config.provider(ProviderName(row.provider))
+    ref = ctx.ref(row)
+
+    async def call() -> ProviderResult:
+        if kind is ActionKind.CAPTURE:
+            assert action.amount is not None
+            return await adapter.capture(
+                ref, action.amount, action.idempotency_key, final=action.final
+            )
+        return await adapter.cancel(ref, action.idempotency_key)
+
+    faultpoints.checkpoint("after_send")
+    result = await with_retries(
+        call,
+        settings.retry_attempts,
+        settings.retry_backoff,
+        ctx.sleep,
+        deadline_guard=lambda: ctx.clock.now() < guard_at,
+    )
+    faultpoints.checkpoint("after_provider")
+    faultpoints.checkpoint("before_outcome")
+    record_outcome(ctx, row, action, result)
+    return State(row.state) not in (State.CAPTURING, State.CANCELING)

@@ -1,0 +1,161 @@
+"""What every step of a pass works with: the worker's dependencies, its per-pass tallies,
+and the small row helpers (transaction, plan, audit event, alert, re-plan, release).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Awaitable, Callable, Mapping
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session
+
+from watchdog import audit, store
+from watchdog.alerting import AlertKind, Severity, alert_details, raise_alert
+from watchdog.audit import AuditEvent
+from watchdog.clock import Clock
+from watchdog.config import Config
+from watchdog.db import transaction
+from watchdog.domain import ProviderName, State
+from watchdog.models import Authorization
+from watchdog.policy import Decision, plan, timeline
+from watchdog.providers.base import AuthRef, ProviderAdapter
+
+
+@dataclass
+class ScanContext:
+    """One worker's dependencies and the state it carries from row to row within a pass."""
+
+    engine: Engine
+    config: Config
+    adapters: Mapping[ProviderName, ProviderAdapter]
+    clock: Clock
+    worker: str
+    sleep: Callable[[float], Awaitable[None]]
+    dry_run: bool
+    actions_this_pass: dict[str, int] = field(default_factory=dict)
+    last_pass_end: dt.datetime | None = None
+
+    # ------------------------------------------------------------------ reading
+
+    def tx(self) -> AbstractContextManager[Session]:
+        """One short write transaction."""
+        return transaction(self.engine)
+
+    def adapter(self, row: Authorization) -> ProviderAdapter | None:
+        """The row's provider adapter, None when that provider is not configured."""
+        return self.adapters.get(ProviderName(row.provider))
+
+    def ref(self, row: Authorization) -> AuthRef:
+        """What a provider adapter needs to know about the row."""
+        return AuthRef(row.id, row.order_id, row.amount, row.currency, row.captured_amount)
+
+    def decide(self, row: Authorization, now: dt.datetime) -> Decision:
+        """The policy's next step for the row as it stands."""
+        provider = ProviderName(row.provider)
+        return plan(
+            store.snapshot(row),
+            store.rules_for(self.config, provider),
+            self.config.policy_for(provider),
+            now,
+        )
+
+    def timeline(self, row: Authorization) -> Any:
+        """The row's alert/capture/critical/guard instants."""
+        provider = ProviderName(row.provider)
+        return timeline(
+            store.snapshot(row),
+            store.rules_for(self.config, provider),
+            self.config.policy_for(provider),
+        )
+
+    # ------------------------------------------------------------------ audit and alerts
+
+    def event(
+        self,
+        row: Authorization,
+        event: str,
+        *,
+        amount: int | None = None,
+        key: str | None = None,
+        state_from: str | None = None,
+        state_to: str | None = None,
+        outcome: str | None = None,
+        detail: dict[str, Any] | None = None,
+    ) -> AuditEvent:
+        """An audit event about ``row`` by this worker."""
+        return AuditEvent(
+            event=event,
+            actor=self.worker,
+            authorization_id=row.id,
+            provider=row.provider,
+            order_id=row.order_id,
+            amount=amount,
+            currency=row.currency,
+            idempotency_key=key,
+            state_from=state_from,
+            state_to=state_to,
+            outcome=outcome,
+            detail=detail or {},
+        )
+
+    def audit(self, row: Authorization, event: str, **kwargs: Any) -> None:
+        """Append one audit event in its own transaction."""
+        now = self.clock.now()
+        with self.tx() as session:
+            audit.append(session, [self.event(row, event, **kwargs)], now)
+
+    def alert(
+        self,
+        session: Session,
+        row: Authorization,
+        kind: AlertKind,
+        severity: Severity,
+        summary: str,
+        tried: str,
+        now: dt.datetime,
+    ) -> None:
+        """Raise an alert about ``row`` in the caller's transaction (the outbox)."""
+        raise_alert(
+            session,
+            kind,
+            severity,
+            summary,
+            alert_details(row, tried, self.config.zone),
+            now,
+            self.worker,
+            authorization_id=row.id,
+            provider=row.provider,
+        )
+
+    # ------------------------------------------------------------------ writes
+
+    def replan(self, session: Session, row: Authorization, now: dt.datetime) -> None:
+        """Store the row's next instant (kept as is while an action is in flight)."""
+        values = store.replan_values(store.snapshot(row), self.config, now)
+        if State(row.state).is_in_flight:
+            values.pop("next_action_at")
+        store.guarded_update(session, row, [State(row.state)], values, worker=self.worker)
+
+    def park(self, row: Authorization, decision: Decision) -> None:
+        """Nothing to do now: drop the lease and come back at the decision's instant."""
+        with self.tx() as session:
+            store.guarded_update(
+                session,
+                row,
+                [State(row.state)],
+                {
+                    "next_action_at": decision.next_action_at,
+                    "claimed_by": None,
+                    "claimed_until": None,
+                },
+                worker=self.worker,
+            )
+
+    def release(self, row: Authorization) -> None:
+        """Drop this worker's lease on the row."""
+        with self.tx() as session:
+            store.release(session, row, self.worker)

@@ -1,0 +1,147 @@
+"""Guard rails before money moves (dry run, pauses, per-pass budgets, amount limit) and
+what happens to a row held back by one, or deferred because it cannot act yet."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from watchdog import audit, controls, store
+from watchdog.alerting import AlertKind, Severity
+from watchdog.domain import ActionKind, ProviderName, State
+from watchdog.models import Authorization
+from watchdog.policy import Decision
+from watchdog.scan.context import ScanContext
+from watchdog.scan.pacing import FAILURES_BEFORE_ALERT, backoff
+
+Hold = tuple[str, str, bool]
+"""(event, reason, retry_later): why an action must wait."""
+
+
+def guard_rail(
+    ctx: ScanContext, row: Authorization, kind: ActionKind, decision: Decision
+) -> Hold | None:
+    """Why this action must wait, as (event, reason, retry_later); None lets it go."""
+    provider = ProviderName(row.provider)
+    policy = ctx.config.policy_for(provider)
+    if ctx.dry_run or policy.dry_run:
+        return "would", f"dry run: would {kind} {decision.amount or ''}".strip(), True
+    with Session(ctx.engine) as session:
+        paused = controls.pause_for(controls.pauses(session), provider)
+        approved = controls.is_approved(session, row.id)
+    if paused is not None:
+        scope = "all providers" if paused.scope == controls.GLOBAL else paused.scope
+        return "held", f"{scope} paused by {paused.actor}: {paused.reason}", True
+    budget = ctx.config.policy.max_actions_per_pass
+    if budget is not None and sum(ctx.actions_this_pass.values()) >= budget:
+        return "deferred", f"action budget of {budget} per pass used up", False
+    provider_budget = policy.max_actions_per_pass
+    if provider_budget is not None and ctx.actions_this_pass.get(row.provider, 0) >= (
+        provider_budget
+    ):
+        return "deferred", f"{provider} action budget of {provider_budget} used up", False
+    limit = policy.max_capture_amount
+    if (
+        kind is ActionKind.CAPTURE
+        and limit is not None
+        and (decision.amount or 0) > limit
+        and not approved
+    ):
+        return (
+            "held",
+            f"capture of {decision.amount} exceeds max_capture_amount {limit}; "
+            f"approve with `expiry-watchdog approve {row.id}`",
+            True,
+        )
+    return None
+
+
+def count_action(ctx: ScanContext, row: Authorization) -> None:
+    """Charge one action to this pass's budgets."""
+    ctx.actions_this_pass[row.provider] = ctx.actions_this_pass.get(row.provider, 0) + 1
+
+
+def hold(
+    ctx: ScanContext,
+    row: Authorization,
+    kind: ActionKind,
+    decision: Decision,
+    event: str,
+    reason: str,
+    retry_later: bool,
+) -> None:
+    """Audit an action held back by a guard rail, alert on-call, and look again later."""
+    now = ctx.clock.now()
+    with ctx.tx() as session:
+        values: dict[str, Any] = {"updated_at": now}
+        if retry_later:
+            values["not_before"] = now + ctx.config.scheduler.scan_interval
+        store.guarded_update(session, row, [State(row.state)], values, worker=ctx.worker)
+        if retry_later:
+            ctx.replan(session, row, now)
+        else:
+            store.release(session, row, ctx.worker)
+        audit.append(
+            session,
+            [
+                ctx.event(
+                    row,
+                    f"scan:{kind.value}:{event}",
+                    amount=decision.amount,
+                    detail={
+                        "reason": reason,
+                        "decision": decision.reason,
+                        "deadline": row.deadline.isoformat(),
+                    },
+                )
+            ],
+            now,
+        )
+        if event == "held":
+            ctx.alert(
+                session,
+                row,
+                AlertKind.DEADLINE_APPROACHING,
+                Severity.WARNING,
+                f"{row.provider} order {row.order_id}: {kind} held back — {reason}",
+                f"{kind} held: {reason}",
+                now,
+            )
+
+
+def not_configured(ctx: ScanContext, row: Authorization) -> None:
+    """The row's provider has no adapter: defer it."""
+    defer(ctx, row, f"provider {row.provider} is not configured (base_url/credentials)")
+
+
+def defer(ctx: ScanContext, row: Authorization, why: str) -> None:
+    """Cannot act now: back off, audit, alert after repeated failures, release the row."""
+    now = ctx.clock.now()
+    attempts = row.attempts + 1
+    with ctx.tx() as session:
+        store.guarded_update(
+            session,
+            row,
+            [State(row.state)],
+            {
+                "attempts": attempts,
+                "not_before": now + backoff(attempts, None),
+                "last_error": why,
+                "updated_at": now,
+            },
+            worker=ctx.worker,
+        )
+        ctx.replan(session, row, now)
+        audit.append(session, [ctx.event(row, "scan:action:defer", detail={"reason": why})], now)
+        if attempts >= FAILURES_BEFORE_ALERT:
+            ctx.alert(
+                session,
+                row,
+                AlertKind.ACTION_FAILED,
+                Severity.WARNING,
+                f"{row.provider} order {row.order_id}: {why}",
+                why,
+                now,
+            )
+        store.release(session, row, ctx.worker)

@@ -1,0 +1,173 @@
+"""Recording what became of a capture/cancel: the provider's answer, or abandonment at the
+deadline guard. Each runs in its own transaction, fenced by the row's lease."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from watchdog import audit, store
+from watchdog.alerting import AlertKind, Severity, resolve_alerts
+from watchdog.domain import ActionKind, ProviderName, State
+from watchdog.models import Action, Authorization
+from watchdog.providers.base import Outcome, ProviderResult
+from watchdog.scan.context import ScanContext
+from watchdog.scan.pacing import FAILURES_BEFORE_ALERT, backoff
+from watchdog.scan.sync import result_detail
+
+
+def record_outcome(
+    ctx: ScanContext, row: Authorization, action: Action, result: ProviderResult
+) -> None:
+    """Apply the provider's answer to the action and the authorization; audit and alert."""
+    now = ctx.clock.now()
+    kind = ActionKind(action.kind)
+    in_flight = State.CAPTURING if kind is ActionKind.CAPTURE else State.CANCELING
+    detail = result_detail(result)
+    with ctx.tx() as session:
+        db_action = session.get(Action, action.id)
+        assert db_action is not None
+        db_action.sends += 1
+        db_action.provider_code = result.provider_code
+        db_action.request_id = result.request_id
+        db_action.message = result.describe()[:2000]
+        values: dict[str, Any] = {"updated_at": now}
+        alert: tuple[AlertKind, Severity, str] | None = None
+        if result.outcome in (Outcome.SUCCEEDED, Outcome.ALREADY_DONE):
+            values.update(effect_values(ctx, row, db_action))
+            values.update(instruction=None, attempts=0, not_before=None, last_error=None)
+            db_action.status = result.outcome.value
+            db_action.completed_at = now
+        elif result.outcome is Outcome.UNKNOWN:
+            db_action.status = "unknown"
+            values.update(last_error=result.describe())
+        elif result.outcome is Outcome.RETRYABLE:
+            db_action.status = "retryable"
+            attempts = row.attempts + 1
+            values.update(
+                state=prior_state(row).value,
+                attempts=attempts,
+                not_before=now + backoff(attempts, result.retry_after),
+                last_error=result.describe(),
+            )
+            if attempts >= FAILURES_BEFORE_ALERT:
+                alert = (
+                    AlertKind.ACTION_FAILED,
+                    Severity.WARNING,
+                    f"{kind} keeps failing: {result.describe()}",
+                )
+        else:
+            db_action.status = "rejected"
+            db_action.completed_at = now
+            values.update(
+                state=State.NEEDS_ATTENTION.value,
+                instruction=None,
+                last_error=result.describe(),
+            )
+            alert = (
+                AlertKind.ACTION_FAILED,
+                Severity.CRITICAL,
+                f"{kind} rejected: {result.describe()}",
+            )
+        store.guarded_update(session, row, [in_flight], values, worker=ctx.worker)
+        ctx.replan(session, row, now)
+        audit.append(
+            session,
+            [
+                ctx.event(
+                    row,
+                    f"scan:{kind.value}:outcome",
+                    amount=action.amount,
+                    key=action.idempotency_key,
+                    state_from=in_flight.value,
+                    state_to=row.state,
+                    outcome=result.outcome.value,
+                    detail=detail,
+                )
+            ],
+            now,
+        )
+        if alert is not None:
+            ctx.alert(
+                session,
+                row,
+                alert[0],
+                alert[1],
+                f"{row.provider} order {row.order_id}: {alert[2]}",
+                alert[2],
+                now,
+            )
+        if State(row.state).is_final:
+            resolve_alerts(session, row.id, now, ctx.worker, f"{row.state} by the watchdog")
+
+
+def effect_values(ctx: ScanContext, row: Authorization, action: Action) -> dict[str, Any]:
+    """Columns after our capture/cancel took effect."""
+    rules = store.rules_for(ctx.config, ProviderName(row.provider))
+    if action.kind == ActionKind.CANCEL.value:
+        final_state = State.CAPTURED if row.captured_amount > 0 else State.CANCELED
+        return {"state": final_state.value, "provider_open_amount": 0}
+    amount = action.amount or 0
+    captured = min(row.amount, row.captured_amount + amount)
+    # A remainder stays open after a partial capture unless this was a final capture at a
+    # provider that releases it by itself; an open remainder is captured or voided later.
+    remainder_open = (
+        captured < row.amount
+        and rules.multiple_captures
+        and (not action.final or not rules.partial_releases_remainder)
+    )
+    more_possible = remainder_open
+    state = State.PARTIALLY_CAPTURED if more_possible else State.CAPTURED
+    values: dict[str, Any] = {
+        "state": state.value,
+        "captured_amount": captured,
+        "capture_count": row.capture_count + 1,
+    }
+    if row.provider_open_amount is not None:
+        values["provider_open_amount"] = max(0, row.provider_open_amount - amount)
+    return values
+
+
+def prior_state(row: Authorization) -> State:
+    """The open state a retryable failure returns the row to."""
+    return State.PARTIALLY_CAPTURED if row.captured_amount > 0 else State.AUTHORIZED
+
+
+def outcome_too_late(ctx: ScanContext, row: Authorization, action: Action) -> None:
+    """The deadline guard was reached before the action could be sent or confirmed:
+    abandon it, mark the authorization expired and page."""
+    now = ctx.clock.now()
+    with ctx.tx() as session:
+        db_action = session.get(Action, action.id)
+        assert db_action is not None
+        db_action.status = "abandoned"
+        db_action.completed_at = now
+        store.guarded_update(
+            session,
+            row,
+            [State(row.state)],
+            {"state": State.EXPIRED.value, "next_action_at": None, "updated_at": now},
+            worker=ctx.worker,
+        )
+        audit.append(
+            session,
+            [
+                ctx.event(
+                    row,
+                    f"scan:{action.kind}:abandon",
+                    key=action.idempotency_key,
+                    state_to=State.EXPIRED.value,
+                    detail={"reason": "deadline guard reached"},
+                )
+            ],
+            now,
+        )
+        ctx.alert(
+            session,
+            row,
+            AlertKind.AUTHORIZATION_EXPIRED,
+            Severity.CRITICAL,
+            f"{row.provider} order {row.order_id}: deadline guard reached before "
+            f"the {action.kind} could be confirmed",
+            f"{action.kind} not sent: too late",
+            now,
+        )

@@ -1,0 +1,204 @@
+"""The pass loop: claim due rows, work each through its steps, record the pass."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+from collections.abc import Awaitable, Callable, Mapping
+
+from sqlalchemy import Engine
+
+from watchdog import store
+from watchdog.clock import Clock
+from watchdog.config import Config
+from watchdog.domain import ActionKind, ProviderName
+from watchdog.errors import TransitionError
+from watchdog.models import Authorization
+from watchdog.policy import Decision, Step
+from watchdog.providers.base import ProviderAdapter
+from watchdog.scan.actions import act
+from watchdog.scan.context import ScanContext
+from watchdog.scan.recovery import recover
+from watchdog.scan.report import (
+    PassReport,
+    previous_pass_end,
+    record_pass_end,
+    record_pass_start,
+)
+from watchdog.scan.stages import alert_stage, expire
+from watchdog.scan.sync import sync
+
+log = logging.getLogger("watchdog.scan")
+
+MAX_STEPS_PER_ROW = 6
+
+
+class Scanner:
+    """Runs passes for one worker identity."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        config: Config,
+        adapters: Mapping[ProviderName, ProviderAdapter],
+        clock: Clock,
+        worker: str,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+        dry_run: bool = False,
+    ) -> None:
+        self.ctx = ScanContext(
+            engine=engine,
+            config=config,
+            adapters=adapters,
+            clock=clock,
+            worker=worker,
+            sleep=sleep,
+            dry_run=dry_run or config.policy.dry_run,
+        )
+        self._stopping = False
+
+    # The dependencies live in the shared context; these keep them reachable (and the
+    # adapters and dry-run switch replaceable) on the scanner itself.
+
+    @property
+    def engine(self) -> Engine:
+        return self.ctx.engine
+
+    @property
+    def config(self) -> Config:
+        return self.ctx.config
+
+    @property
+    def clock(self) -> Clock:
+        return self.ctx.clock
+
+    @property
+    def worker(self) -> str:
+        return self.ctx.worker
+
+    @property
+    def sleep(self) -> Callable[[float], Awaitable[None]]:
+        return self.ctx.sleep
+
+    @property
+    def adapters(self) -> Mapping[ProviderName, ProviderAdapter]:
+        return self.ctx.adapters
+
+    @adapters.setter
+    def adapters(self, value: Mapping[ProviderName, ProviderAdapter]) -> None:
+        self.ctx.adapters = value
+
+    @property
+    def dry_run(self) -> bool:
+        return self.ctx.dry_run
+
+    @dry_run.setter
+    def dry_run(self, value: bool) -> None:
+        self.ctx.dry_run = value
+
+    def stop(self) -> None:
+        """Finish the rows in hand, claim no more."""
+        self._stopping = True
+
+    async def run_pass(self) -> PassReport:
+        """Work every due row once (earliest deadline first) and record the pass."""
+        ctx = self.ctx
+        report = PassReport(started_at=ctx.clock.now())
+        ctx.actions_this_pass = {}
+        ctx.last_pass_end = previous_pass_end(ctx.engine)
+        pass_id = record_pass_start(ctx.engine, ctx.worker, report.started_at, ctx.dry_run)
+        seen: set[int] = set()
+        semaphore = asyncio.Semaphore(ctx.config.scheduler.concurrency)
+        try:
+            while not self._stopping:
+                rows = store.claim_due(
+                    ctx.engine,
+                    ctx.worker,
+                    ctx.clock.now(),
+                    ctx.config.scheduler.lease,
+                    ctx.config.scheduler.batch_size,
+                )
+                fresh = [r for r in rows if r.id not in seen]
+                for row in rows:
+                    if row.id in seen:
+                        ctx.release(row)
+                if not fresh:
+                    break
+                report.claimed += len(fresh)
+                seen.update(r.id for r in fresh)
+
+                async def work(row: Authorization) -> None:
+                    async with semaphore:
+                        await self._process(row, report)
+
+                await asyncio.gather(*(work(r) for r in fresh))
+        finally:
+            report.finished_at = ctx.clock.now()
+            record_pass_end(ctx.engine, pass_id, report)
+        return report
+
+    # ------------------------------------------------------------------ per row
+
+    async def _process(self, row: Authorization, report: PassReport) -> None:
+        ctx = self.ctx
+        try:
+            for _ in range(MAX_STEPS_PER_ROW):
+                now = ctx.clock.now()
+                decision = ctx.decide(row, now)
+                if decision.step is Step.WAIT:
+                    ctx.park(row, decision)
+                    return
+                report.count(decision.step.value)
+                log.info(
+                    "step",
+                    extra={
+                        "action": f"scan:{decision.step.value}",
+                        "authorization_id": row.id,
+                        "provider": row.provider,
+                        "reason": decision.reason,
+                    },
+                )
+                if not await self._execute(row, decision, now):
+                    return
+            ctx.release(row)
+        except TransitionError as exc:
+            report.errors += 1
+            self._audit_late_write(row, exc)
+        except Exception:
+            report.errors += 1
+            log.exception(
+                "row failed", extra={"action": "scan:row:error", "authorization_id": row.id}
+            )
+            ctx.release(row)
+
+    async def _execute(self, row: Authorization, decision: Decision, now: dt.datetime) -> bool:
+        """Carry out one step. False means the row was handed off (parked or released)."""
+        ctx = self.ctx
+        step = decision.step
+        if step is Step.SYNC:
+            await sync(ctx, row)
+            return True
+        if step in (Step.ALERT_APPROACHING, Step.ALERT_CRITICAL):
+            alert_stage(ctx, row, decision, now)
+            return True
+        if step is Step.EXPIRE:
+            await expire(ctx, row, decision)
+            return True
+        if step is Step.RECOVER:
+            return await recover(ctx, row)
+        kind = ActionKind.CAPTURE if step is Step.CAPTURE else ActionKind.CANCEL
+        return await act(ctx, row, kind, decision)
+
+    def _audit_late_write(self, row: Authorization, exc: TransitionError) -> None:
+        log.warning(
+            "late write refused",
+            extra={
+                "action": "scan:write:refused",
+                "authorization_id": row.id,
+                "reason": exc.reason,
+            },
+        )
+        self.ctx.audit(
+            row, "scan:write:refused", detail={"reason": exc.reason, "generation": row.generation}
+        )

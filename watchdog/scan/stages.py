@@ -1,0 +1,119 @@
+"""Deadline stages of an open authorization: the approaching/critical alerts, and expiry."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from watchdog import audit, store
+from watchdog.alerting import AlertKind, Severity, resolve_alerts
+from watchdog.domain import AlertStage, State
+from watchdog.models import Authorization
+from watchdog.policy import Decision, Step
+from watchdog.reconcile import reconcile
+from watchdog.scan.context import ScanContext
+from watchdog.scan.sync import apply_reconciliation, status
+
+
+def alert_stage(ctx: ScanContext, row: Authorization, decision: Decision, now: dt.datetime) -> None:
+    """Raise the approaching or critical deadline alert and remember the stage reached."""
+    critical = decision.step is Step.ALERT_CRITICAL
+    kind = AlertKind.DEADLINE_CRITICAL if critical else AlertKind.DEADLINE_APPROACHING
+    stage = AlertStage.CRITICAL if critical else AlertStage.APPROACHING
+    left = row.deadline - now
+    summary = (
+        f"{row.provider} order {row.order_id}: {row.amount - row.captured_amount} "
+        f"{row.currency} still open, deadline in {human(left)}"
+    )
+    with ctx.tx() as session:
+        store.guarded_update(
+            session,
+            row,
+            [State(row.state)],
+            {"alert_stage": int(stage), "updated_at": now},
+            worker=ctx.worker,
+        )
+        ctx.alert(
+            session,
+            row,
+            kind,
+            Severity.CRITICAL if critical else Severity.WARNING,
+            summary,
+            decision.reason,
+            now,
+        )
+        if critical:
+            resolve_alerts(
+                session,
+                row.id,
+                now,
+                ctx.worker,
+                "escalated to critical",
+                kinds=[AlertKind.DEADLINE_APPROACHING],
+            )
+        ctx.replan(session, row, now)
+
+
+async def expire(ctx: ScanContext, row: Authorization, decision: Decision) -> None:
+    """The deadline passed with money still open: unless the provider says it was settled,
+    mark the authorization expired and page."""
+    result = await status(ctx, row)
+    now = ctx.clock.now()
+    if result is not None and result.snapshot is not None:
+        rec = reconcile(store.snapshot(row), result, now)
+        if rec.new_state in (State.CAPTURED, State.CANCELED):
+            apply_reconciliation(ctx, row, result, now)
+            return
+    guard_at = ctx.timeline(row).guard_at
+    if ctx.last_pass_end is not None and ctx.last_pass_end < guard_at <= now - (
+        ctx.config.scheduler.scan_interval * 2
+    ):
+        decision = Decision(
+            decision.step,
+            decision.next_action_at,
+            f"{decision.reason}; watchdog was down from "
+            f"{ctx.last_pass_end.isoformat()} to {now.isoformat()}",
+        )
+    with ctx.tx() as session:
+        store.guarded_update(
+            session,
+            row,
+            [State(row.state)],
+            {
+                "state": State.EXPIRED.value,
+                "next_action_at": None,
+                "instruction": None,
+                "updated_at": now,
+            },
+            worker=ctx.worker,
+        )
+        audit.append(
+            session,
+            [
+                ctx.event(
+                    row,
+                    "scan:authorization:expire",
+                    state_to=State.EXPIRED.value,
+                    detail={"reason": decision.reason},
+                )
+            ],
+            now,
+        )
+        ctx.alert(
+            session,
+            row,
+            AlertKind.AUTHORIZATION_EXPIRED,
+            Severity.CRITICAL,
+            f"{row.provider} order {row.order_id}: authorization lost "
+            f"({row.amount - row.captured_amount} {row.currency} never captured)",
+            decision.reason,
+            now,
+        )
+        resolve_alerts(session, row.id, now, ctx.worker, "superseded by authorization_expired")
+
+
+def human(delta: dt.timedelta) -> str:
+    """``5h07m``; a negative delta is "the past"."""
+    minutes = int(delta.total_seconds() // 60)
+    if minutes < 0:
+        return "the past"
+    return f"{minutes // 60}h{minutes % 60:02d}m"
