@@ -1,4 +1,4 @@
-"""Memory: peak RSS of one pass over 100k due authorizations (10k with --quick).
+"""Memory: peak RSS of one pass over 100k due authorizations (5k with --quick).
 
 The pass is ``Scanner.run_pass`` with the in-process ``FakeProvider`` for the four
 providers (no HTTP, to keep it fast) on SQLite. The rows are bulk-loaded by a child
@@ -59,7 +59,7 @@ def fakes(n: int) -> dict[ProviderName, Any]:
 
 def main() -> None:
     args = parse_args(__doc__.splitlines()[0], _extra)
-    n = args.rows or (10_000 if args.quick else 100_000)
+    n = args.rows or (5_000 if args.quick else 100_000)
     if args.load:
         bulk_load(migrated(args.load), authorization_rows(n, due=1.0))
         return

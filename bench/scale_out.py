@@ -103,7 +103,7 @@ def measure(new_db: Any, sandbox: SandboxProcess, k: int, n: int) -> dict[str, A
 
 def main() -> None:
     args = parse_args(__doc__.splitlines()[0], _extra)
-    n = args.rows or (400 if args.quick else 3000)
+    n = args.rows or (300 if args.quick else 3000)
     report = Report("scale_out", args.quick)
     print(f"scale-out on PostgreSQL: backlog of {n:,} due authorizations, sandbox "
           f"{LATENCY * 1000:.0f} ms in its own process, {CONCURRENCY} in flight per worker")
