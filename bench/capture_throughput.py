@@ -22,15 +22,17 @@ from sqlalchemy.orm import Session
 
 from bench.common import (
     Report,
-    SandboxProcess,
     authorization_rows,
     bulk_load,
-    cpu_seconds,
     databases,
     migrated,
     parse_args,
-    postgres_pid,
     run_main,
+)
+from bench.processes import (
+    SandboxProcess,
+    cpu_seconds,
+    postgres_pid,
     sandbox_process,
     tree_cpu_seconds,
 )
