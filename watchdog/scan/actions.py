@@ -48,9 +48,9 @@ async def act(ctx: ScanContext, row: Authorization, kind: ActionKind, decision: 
     if held is not None:
         hold(ctx, row, kind, decision, *held)
         return held[2]  # a held row goes on to its alerts; a deferred one waits its turn
-    count_action(ctx, row)
     faultpoints.checkpoint("before_intent")
     action = commit_intent(ctx, row, kind, decision, now)
+    count_action(ctx, row)
     faultpoints.checkpoint("after_intent")
     return await send(ctx, row, action, adapter)
 
@@ -169,7 +169,7 @@ async def send(
             )
         return await adapter.cancel(ref, action.idempotency_key)
 
-    faultpoints.checkpoint("after_send")
+    faultpoints.checkpoint_in_flight("after_send")
     result = await with_retries(
         call,
         settings.retry_attempts,

@@ -145,7 +145,12 @@ def outcome_too_late(ctx: ScanContext, row: Authorization, action: Action) -> No
             session,
             row,
             [State(row.state)],
-            {"state": State.EXPIRED.value, "next_action_at": None, "updated_at": now},
+            {
+                "state": State.EXPIRED.value,
+                "next_action_at": None,
+                "instruction": None,
+                "updated_at": now,
+            },
             worker=ctx.worker,
         )
         audit.append(
@@ -171,3 +176,4 @@ def outcome_too_late(ctx: ScanContext, row: Authorization, action: Action) -> No
             f"{action.kind} not sent: too late",
             now,
         )
+        resolve_alerts(session, row.id, now, ctx.worker, "superseded by authorization_expired")

@@ -132,7 +132,9 @@ class Scanner:
                     async with semaphore:
                         await self._process(row, report)
 
-                await asyncio.gather(*(work(r) for r in fresh))
+                # Every row task finishes before the pass does (a failing row does not
+                # leave the others running outside the pass).
+                await asyncio.gather(*(work(r) for r in fresh), return_exceptions=True)
         finally:
             report.finished_at = ctx.clock.now()
             record_pass_end(ctx.engine, pass_id, report)
