@@ -210,10 +210,14 @@ def find(session: Session, provider: ProviderName, order_id: str) -> Authorizati
 def claim_due(
     engine: Engine, worker: str, now: dt.datetime, lease: dt.timedelta, limit: int
 ) -> list[Authorization]:
-    """Lease up to ``limit`` due rows, earliest deadline first; each claim bumps the generation.
+    """Lease up to ``limit`` due rows, most overdue first; each claim bumps the generation.
 
-    PostgreSQL takes rows with ``FOR UPDATE SKIP LOCKED`` so several workers never
-    wait on or share a row; SQLite serialises writers (``BEGIN IMMEDIATE``).
+    Rows are taken in the due index's own order (``next_action_at``), so the database
+    stops after ``limit`` rows instead of sorting every due row: the cost follows the
+    batch, not the backlog. With one lead per provider that is deadline order; the
+    batch itself is handed back earliest deadline first. PostgreSQL takes rows with
+    ``FOR UPDATE SKIP LOCKED`` so several workers never wait on or share a row; SQLite
+    serialises writers (``BEGIN IMMEDIATE``).
     """
     due = (
         select(Authorization.id)
@@ -222,7 +226,7 @@ def claim_due(
             Authorization.next_action_at <= now,
             or_(Authorization.claimed_until.is_(None), Authorization.claimed_until < now),
         )
-        .order_by(Authorization.deadline, Authorization.id)
+        .order_by(Authorization.next_action_at, Authorization.id)
         .limit(limit)
     )
     if engine.dialect.name == "postgresql":
