@@ -16,28 +16,45 @@ from watchdog.reconcile import reconcile
 from watchdog.scan.context import ScanContext
 
 
-async def status(ctx: ScanContext, row: Authorization) -> ProviderResult | None:
-    """Ask the provider (with retries) and audit the answer; None when not configured."""
+async def read_status(ctx: ScanContext, row: Authorization) -> ProviderResult | None:
+    """Ask the provider (with retries); None when it is not configured. Not audited yet."""
     adapter = ctx.adapter(row)
     if adapter is None:
         return None
     settings = ctx.config.provider(ProviderName(row.provider))
-    result = await with_retries(
+    return await with_retries(
         lambda: adapter.status(ctx.ref(row)),
         settings.retry_attempts,
         settings.retry_backoff,
         ctx.sleep,
     )
-    ctx.audit(row, "scan:status:read", outcome=result.outcome.value, detail=result_detail(result))
+
+
+def status_event(ctx: ScanContext, row: Authorization, result: ProviderResult) -> AuditEvent:
+    """The audit row for a status answer."""
+    return ctx.event(
+        row, "scan:status:read", outcome=result.outcome.value, detail=result_detail(result)
+    )
+
+
+async def status(ctx: ScanContext, row: Authorization) -> ProviderResult | None:
+    """Ask the provider (with retries) and audit the answer; None when not configured."""
+    result = await read_status(ctx, row)
+    if result is not None:
+        now = ctx.clock.now()
+        with ctx.tx() as session:
+            audit.append(session, [status_event(ctx, row, result)], now)
     return result
 
 
 async def sync(ctx: ScanContext, row: Authorization) -> ProviderResult | None:
-    """Read the provider's status and apply what it says; returns the answer."""
-    result = await status(ctx, row)
+    """Read the provider's status and apply what it says, audited in the same transaction."""
+    result = await read_status(ctx, row)
     now = ctx.clock.now()
     if result is None or result.snapshot is None:
         with ctx.tx() as session:
+            if result is not None:
+                audit.append(session, [status_event(ctx, row, result)], now)
             store.guarded_update(
                 session,
                 row,
@@ -50,12 +67,17 @@ async def sync(ctx: ScanContext, row: Authorization) -> ProviderResult | None:
                 worker=ctx.worker,
             )
         return result
-    apply_reconciliation(ctx, row, result, now)
+    apply_reconciliation(ctx, row, result, now, audit_read=True)
     return result
 
 
 def apply_reconciliation(
-    ctx: ScanContext, row: Authorization, result: ProviderResult, now: dt.datetime
+    ctx: ScanContext,
+    row: Authorization,
+    result: ProviderResult,
+    now: dt.datetime,
+    *,
+    audit_read: bool = False,
 ) -> None:
     """Write what the provider reports: state, amounts, deadline; audit and alert on drift."""
     snap = store.snapshot(row)
@@ -63,7 +85,7 @@ def apply_reconciliation(
     values = dict(rec.values, updated_at=now)
     old_deadline = row.deadline
     with ctx.tx() as session:
-        events: list[AuditEvent] = []
+        events: list[AuditEvent] = [status_event(ctx, row, result)] if audit_read else []
         if rec.new_state is not None and rec.new_state.value != row.state:
             values["state"] = rec.new_state.value
             if rec.new_state.is_final or rec.new_state is State.NEEDS_ATTENTION:
