@@ -19,10 +19,7 @@ from typing import Any, ParamSpec, TypeVar
 
 import click
 
-from watchdog import __version__, audit, migrate, service
-from watchdog.cli_api import serve, tokens_group
-from watchdog.cli_oncall import COMMANDS as _ONCALL_COMMANDS
-from watchdog.cli_operator import COMMANDS as _OPERATOR_COMMANDS
+from watchdog import __version__, audit, service
 from watchdog.clock import SYSTEM_CLOCK
 from watchdog.config import Config, load_config
 from watchdog.domain import InstructionKind
@@ -91,7 +88,44 @@ def friendly_errors(func: Callable[P, R]) -> Callable[P, R]:
     return wrapper
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "show_default": True})
+# Commands that live in their own modules, imported only when used (a timer's `scan`
+# should not pay for the HTTP API's imports).
+LAZY_COMMANDS = {
+    "serve": "watchdog.cli_api:serve",
+    "tokens": "watchdog.cli_api:tokens_group",
+    "check": "watchdog.cli_oncall:check",
+    "ack": "watchdog.cli_oncall:ack",
+    "notify": "watchdog.cli_oncall:notify",
+    "alerts": "watchdog.cli_oncall:alerts_cmd",
+    "pause": "watchdog.cli_operator:pause",
+    "resume": "watchdog.cli_operator:resume",
+    "approve": "watchdog.cli_operator:approve",
+    "explain": "watchdog.cli_operator:explain",
+    "resolve": "watchdog.cli_operator:resolve",
+}
+
+
+class LazyGroup(click.Group):
+    """A group whose listed commands are imported on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *LAZY_COMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in LAZY_COMMANDS:
+            import importlib
+
+            module_name, _, attribute = LAZY_COMMANDS[cmd_name].partition(":")
+            command = getattr(importlib.import_module(module_name), attribute)
+            assert isinstance(command, click.Command)
+            return command
+        return super().get_command(ctx, cmd_name)
+
+
+@click.group(
+    cls=LazyGroup,
+    context_settings={"help_option_names": ["-h", "--help"], "show_default": True},
+)
 @click.option(
     "--config",
     "config_path",
@@ -133,6 +167,8 @@ def db() -> None:
 @friendly_errors
 def db_upgrade(ctx: Ctx, revision: str) -> None:
     """Migrate the database forward (safe while an older daemon runs)."""
+    from watchdog import migrate
+
     engine = ctx.engine()
     migrate.upgrade(engine, revision)
     click.echo(f"database at {migrate.current_revision(engine)} ({_safe_url(ctx.config)})")
@@ -144,6 +180,8 @@ def db_upgrade(ctx: Ctx, revision: str) -> None:
 @friendly_errors
 def db_downgrade(ctx: Ctx, revision: str) -> None:
     """Migrate the database back to REVISION (``base`` removes every table)."""
+    from watchdog import migrate
+
     engine = ctx.engine()
     migrate.downgrade(engine, revision)
     click.echo(f"database at {migrate.current_revision(engine) or 'base'}")
@@ -154,6 +192,8 @@ def db_downgrade(ctx: Ctx, revision: str) -> None:
 @friendly_errors
 def db_current(ctx: Ctx) -> None:
     """Print the schema revision and whether it is current."""
+    from watchdog import migrate
+
     engine = ctx.engine()
     current, head = migrate.current_revision(engine), migrate.head_revision(engine)
     click.echo(
@@ -515,9 +555,3 @@ def _safe_url(config: Config) -> str:
 _ = (ValidationError, dt)
 
 
-main.add_command(serve)
-main.add_command(tokens_group)
-for _command in _ONCALL_COMMANDS:  # check, ack, notify, alerts
-    main.add_command(_command)
-for _command in _OPERATOR_COMMANDS:  # pause, resume, approve, explain
-    main.add_command(_command)

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import httpx
 from sqlalchemy import Engine
 
-from watchdog import migrate
+from watchdog import schema
 from watchdog.audit import process_actor
 from watchdog.clock import SYSTEM_CLOCK, Clock
 from watchdog.config import Config
@@ -55,7 +55,7 @@ def configured_adapters(
 
 def require_schema(engine: Engine) -> None:
     """Refuse to run on a database that is not migrated to this version."""
-    current, head = migrate.current_revision(engine), migrate.head_revision(engine)
+    current, head = schema.current_revision(engine), schema.HEAD_REVISION
     if current != head:
         raise SchemaNotCurrent(
             f"database schema is at {current or 'nothing (empty database)'}, this version needs "

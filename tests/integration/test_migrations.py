@@ -24,3 +24,16 @@ def test_upgrade_check_downgrade_upgrade(db_url: str) -> None:
         assert migrate.is_at_head(engine)
     finally:
         engine.dispose()
+
+
+def test_the_fast_schema_check_knows_the_newest_migration(tmp_path: object) -> None:
+    from watchdog import schema
+
+    engine = make_engine("sqlite://")
+    try:
+        assert migrate.head_revision(engine) == schema.HEAD_REVISION
+        assert schema.current_revision(engine) is None
+        migrate.upgrade(engine)
+        assert schema.is_at_head(engine)
+    finally:
+        engine.dispose()
