@@ -36,13 +36,9 @@ NO_INDEX_PG = ("SET LOCAL enable_indexscan = off", "SET LOCAL enable_bitmapscan 
                "SET LOCAL enable_indexonlyscan = off")
 
 
-def due_select(now: dt.datetime, limit: int = LIMIT, *, proposed: bool = False) -> Any:
-    """The SELECT inside ``store.claim_due``: same predicate, order and limit.
-
-    ``proposed``: ordered by ``next_action_at, id`` (the order ``ix_authorizations_due``
-    already holds) instead of ``deadline, id``, so the database stops after LIMIT entries
-    instead of sorting every due row."""
-    order = (Authorization.next_action_at if proposed else Authorization.deadline, Authorization.id)
+def due_select(now: dt.datetime, limit: int = LIMIT) -> Any:
+    """The SELECT inside ``store.claim_due``: same predicate, order (the due index's own,
+    ``next_action_at, id``) and limit."""
     return (
         select(Authorization.id)
         .where(
@@ -50,7 +46,7 @@ def due_select(now: dt.datetime, limit: int = LIMIT, *, proposed: bool = False) 
             Authorization.next_action_at <= now,
             or_(Authorization.claimed_until.is_(None), Authorization.claimed_until < now),
         )
-        .order_by(*order)
+        .order_by(Authorization.next_action_at, Authorization.id)
         .limit(limit)
     )
 
@@ -59,7 +55,7 @@ def due_select(now: dt.datetime, limit: int = LIMIT, *, proposed: bool = False) 
 DUE_SQL = (
     "SELECT id FROM authorizations {hint} WHERE next_action_at IS NOT NULL "
     "AND next_action_at <= :now AND (claimed_until IS NULL OR claimed_until < :now) "
-    "ORDER BY deadline, id LIMIT :lim"
+    "ORDER BY next_action_at, id LIMIT :lim"
 )
 
 
@@ -67,11 +63,11 @@ def _sqlite_params() -> dict[str, Any]:
     return {"now": NOW.strftime("%Y-%m-%d %H:%M:%S.%f"), "lim": LIMIT}
 
 
-def select_ids(engine: Engine, *, indexed: bool, proposed: bool = False) -> list[int]:
+def select_ids(engine: Engine, *, indexed: bool) -> list[int]:
     """Run the due SELECT once, with or without the index; return the ids."""
     with Session(engine) as session, session.begin():
         if indexed:
-            return list(session.scalars(due_select(NOW, proposed=proposed)))
+            return list(session.scalars(due_select(NOW)))
         if engine.dialect.name == "sqlite":
             sql = DUE_SQL.format(hint="NOT INDEXED")
             return list(session.scalars(text(sql), _sqlite_params()))
@@ -80,19 +76,17 @@ def select_ids(engine: Engine, *, indexed: bool, proposed: bool = False) -> list
         return list(session.scalars(due_select(NOW)))
 
 
-def plan_of(engine: Engine, *, indexed: bool, proposed: bool = False) -> str:
+def plan_of(engine: Engine, *, indexed: bool) -> str:
     """The query plan, one line, to show which path the database took."""
     with Session(engine) as session, session.begin():
         if engine.dialect.name == "sqlite":
             sql = DUE_SQL.format(hint="" if indexed else "NOT INDEXED")
-            if proposed:
-                sql = sql.replace("ORDER BY deadline", "ORDER BY next_action_at")
             rows = session.execute(text("EXPLAIN QUERY PLAN " + sql), _sqlite_params()).all()
             return "; ".join(str(r[-1]) for r in rows)
         if not indexed:
             for stmt in NO_INDEX_PG:
                 session.execute(text(stmt))
-        stmt = due_select(NOW, proposed=proposed)
+        stmt = due_select(NOW)
         sql = str(stmt.compile(engine, compile_kwargs={"literal_binds": True}))
         rows = session.execute(text("EXPLAIN " + sql)).all()
         return "; ".join(r[0].strip() for r in rows[:4])
@@ -122,18 +116,12 @@ def measure(engine: Engine, n: int, report: Report, backend: str) -> dict[str, f
                "full_scan_ms": scan * 1000, "speedup": scan / sel,
                "plan": plan_of(engine, indexed=True),
                "plan_full_scan": plan_of(engine, indexed=False)}
-    assert len(select_ids(engine, indexed=True, proposed=True)) == LIMIT
-    proposed = median_time(lambda: select_ids(engine, indexed=True, proposed=True), repeat_fast)
-    figures.update(proposed_select_ms=proposed * 1000, proposed_speedup=scan / proposed,
-                   proposed_plan=plan_of(engine, indexed=True, proposed=True))
     report.figure(key, figures, (
         f"  {backend:<10} {n:>9,} rows (loaded in {load_s:5.1f}s): select {sel * 1000:8.3f} ms, "
         f"claim_due {claim * 1000:8.3f} ms, full scan {scan * 1000:9.2f} ms "
         f"-> {scan / sel:8.1f}x faster\n"
         f"             plan: {figures['plan']}\n"
-        f"             full-scan plan: {figures['plan_full_scan']}\n"
-        f"             proposed ORDER BY next_action_at: select {proposed * 1000:8.3f} ms "
-        f"-> {scan / proposed:8.1f}x faster than the full scan; plan: {figures['proposed_plan']}"))
+        f"             full-scan plan: {figures['plan_full_scan']}"))
     return figures
 
 
@@ -157,11 +145,6 @@ def main() -> None:
                         big["speedup"], 100)
             report.goal(f"{backend} {sizes[-1]:,} selection / {sizes[0]:,} selection",
                         big["select_ms"] / small["select_ms"], 2, higher=False)
-            ratio = big["proposed_select_ms"] / small["proposed_select_ms"]
-            report.figure(f"{backend}_proposed_ratio", ratio,
-                          f"  {backend} with ORDER BY next_action_at: {sizes[-1]:,} / "
-                          f"{sizes[0]:,} selection = {ratio:.2f}x, "
-                          f"vs full scan {big['proposed_speedup']:.0f}x")
             report.figure(f"{backend}_claim_ratio", big["claim_ms"] / small["claim_ms"],
                           f"  {backend}: claim_due {sizes[-1]:,} / {sizes[0]:,} = "
                           f"{big['claim_ms'] / small['claim_ms']:.2f}x")
