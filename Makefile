@@ -28,10 +28,10 @@ typecheck: $(STAMP)
 test: setup lint typecheck
 	$(BIN)/pytest -q
 
-bench: $(STAMP)
+bench: setup
 	$(BIN)/python -m bench.run_all
 
-bench-quick: $(STAMP)
+bench-quick: setup
 	$(BIN)/python -m bench.run_all --quick
 
 clean:
