@@ -95,27 +95,10 @@ def append(session: Session, events: Sequence[AuditEvent], now: dt.datetime) -> 
     )
     rows: list[dict[str, Any]] = []
     for ev in events:
-        detail_json = _canonical(ev.detail)
-        digest = chain_hash(prev, _row_payload(now, ev, detail_json))
-        rows.append(
-            {
-                "recorded_at": now,
-                "actor": ev.actor,
-                "event": ev.event,
-                "authorization_id": ev.authorization_id,
-                "provider": ev.provider,
-                "order_id": ev.order_id,
-                "amount": ev.amount,
-                "currency": ev.currency,
-                "idempotency_key": ev.idempotency_key,
-                "state_from": ev.state_from,
-                "state_to": ev.state_to,
-                "outcome": ev.outcome,
-                "detail": detail_json,
-                "prev_hash": prev,
-                "hash": digest,
-            }
-        )
+        payload = _row_payload(now, ev, _canonical(ev.detail))
+        digest = chain_hash(prev, payload)
+        # The hashed payload is the row itself, with the instant as a datetime.
+        rows.append({**payload, "recorded_at": now, "prev_hash": prev, "hash": digest})
         prev = digest
     session.execute(insert(AuditRow), rows)
     return len(rows)

@@ -12,6 +12,7 @@ from watchdog.models import Action, Authorization
 from watchdog.providers.base import Outcome, ProviderResult
 from watchdog.scan.context import ScanContext
 from watchdog.scan.pacing import FAILURES_BEFORE_ALERT, backoff
+from watchdog.scan.stages import record_expired
 from watchdog.scan.sync import result_detail
 
 
@@ -141,39 +142,14 @@ def outcome_too_late(ctx: ScanContext, row: Authorization, action: Action) -> No
         assert db_action is not None
         db_action.status = "abandoned"
         db_action.completed_at = now
-        store.guarded_update(
+        record_expired(
+            ctx,
             session,
             row,
-            [State(row.state)],
-            {
-                "state": State.EXPIRED.value,
-                "next_action_at": None,
-                "instruction": None,
-                "updated_at": now,
-            },
-            worker=ctx.worker,
-        )
-        audit.append(
-            session,
-            [
-                ctx.event(
-                    row,
-                    f"scan:{action.kind}:abandon",
-                    key=action.idempotency_key,
-                    state_to=State.EXPIRED.value,
-                    detail={"reason": "deadline guard reached"},
-                )
-            ],
             now,
-        )
-        ctx.alert(
-            session,
-            row,
-            AlertKind.AUTHORIZATION_EXPIRED,
-            Severity.CRITICAL,
+            f"scan:{action.kind}:abandon",
+            "deadline guard reached",
             f"{row.provider} order {row.order_id}: deadline guard reached before "
             f"the {action.kind} could be confirmed",
-            f"{action.kind} not sent: too late",
-            now,
+            key=action.idempotency_key,
         )
-        resolve_alerts(session, row.id, now, ctx.worker, "superseded by authorization_expired")

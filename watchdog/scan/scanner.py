@@ -167,7 +167,9 @@ class Scanner:
         except TransitionError as exc:
             report.errors += 1
             self._audit_late_write(row, exc)
-        except Exception:
+        except Exception:  # one bad row must not end the pass for the others
+            # Money is safe: an intent without an outcome stays in flight and recovery
+            # (a status read) resolves it on a later pass.
             report.errors += 1
             log.exception(
                 "row failed", extra={"action": "scan:row:error", "authorization_id": row.id}

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 
+from sqlalchemy.orm import Session
+
 from watchdog import audit, store
 from watchdog.alerting import AlertKind, Severity, resolve_alerts
 from watchdog.domain import AlertStage, State
@@ -74,41 +76,51 @@ async def expire(ctx: ScanContext, row: Authorization, decision: Decision) -> No
             f"{ctx.last_pass_end.isoformat()} to {now.isoformat()}",
         )
     with ctx.tx() as session:
-        store.guarded_update(
+        record_expired(
+            ctx,
             session,
             row,
-            [State(row.state)],
-            {
-                "state": State.EXPIRED.value,
-                "next_action_at": None,
-                "instruction": None,
-                "updated_at": now,
-            },
-            worker=ctx.worker,
-        )
-        audit.append(
-            session,
-            [
-                ctx.event(
-                    row,
-                    "scan:authorization:expire",
-                    state_to=State.EXPIRED.value,
-                    detail={"reason": decision.reason},
-                )
-            ],
             now,
-        )
-        ctx.alert(
-            session,
-            row,
-            AlertKind.AUTHORIZATION_EXPIRED,
-            Severity.CRITICAL,
+            "scan:authorization:expire",
+            decision.reason,
             f"{row.provider} order {row.order_id}: authorization lost "
             f"({row.amount - row.captured_amount} {row.currency} never captured)",
-            decision.reason,
-            now,
         )
-        resolve_alerts(session, row.id, now, ctx.worker, "superseded by authorization_expired")
+
+
+def record_expired(
+    ctx: ScanContext,
+    session: Session,
+    row: Authorization,
+    now: dt.datetime,
+    event: str,
+    reason: str,
+    summary: str,
+    key: str | None = None,
+) -> None:
+    """Mark ``row`` expired, audit why, page (authorization_expired) and supersede its other
+    alerts, in the caller's transaction."""
+    store.guarded_update(
+        session,
+        row,
+        [State(row.state)],
+        {
+            "state": State.EXPIRED.value,
+            "next_action_at": None,
+            "instruction": None,
+            "updated_at": now,
+        },
+        worker=ctx.worker,
+    )
+    audit.append(
+        session,
+        [ctx.event(row, event, key=key, state_to=State.EXPIRED.value, detail={"reason": reason})],
+        now,
+    )
+    ctx.alert(
+        session, row, AlertKind.AUTHORIZATION_EXPIRED, Severity.CRITICAL, summary, reason, now
+    )
+    resolve_alerts(session, row.id, now, ctx.worker, "superseded by authorization_expired")
 
 
 def human(delta: dt.timedelta) -> str:
