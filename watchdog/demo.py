@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import os
+import sys
 from pathlib import Path
 
 import click
@@ -145,9 +146,12 @@ def run_demo(workdir: Path, passes: int) -> None:
                 f"{effect['amount']} {effect['currency']}"
             )
         report = audit.verify(engine)
+        # As the user invoked us (``.venv/bin/expiry-watchdog`` under ``make run``).
+        command = sys.argv[0] if sys.argv[0].endswith("expiry-watchdog") else "expiry-watchdog"
         click.echo(
             f"\naudit chain intact: {report.rows} rows. Try:\n"
-            f"  expiry-watchdog --config {config_path} plan\n"
-            f"  expiry-watchdog --config {config_path} show 1\n"
-            f"  expiry-watchdog --config {config_path} audit verify"
+            f"  {command} --config {config_path} plan\n"
+            f"  {command} --config {config_path} show 1\n"
+            f"  {command} --config {config_path} explain 8\n"
+            f"  {command} --config {config_path} audit verify"
         )
