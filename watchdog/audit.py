@@ -19,7 +19,7 @@ from sqlalchemy import Engine, insert, select, text
 from sqlalchemy.orm import Session
 
 from watchdog.errors import AuditIntegrityError
-from watchdog.models import AuditRow
+from watchdog.models import AuditRow, Authorization
 
 GENESIS = "0" * 64
 _PG_AUDIT_LOCK = 0x5741_5443  # advisory lock id serialising chain appends ("WATC")
@@ -46,6 +46,19 @@ class AuditEvent:
     state_to: str | None = None
     outcome: str | None = None
     detail: dict[str, Any] = field(default_factory=dict)
+
+
+def about(row: Authorization, event: str, actor: str, **fields: Any) -> AuditEvent:
+    """An event about one authorization: its id, provider, order id and currency filled in."""
+    return AuditEvent(
+        event=event,
+        actor=actor,
+        authorization_id=row.id,
+        provider=row.provider,
+        order_id=row.order_id,
+        currency=row.currency,
+        **fields,
+    )
 
 
 def _canonical(row: dict[str, Any]) -> str:

@@ -117,14 +117,11 @@ def approve(
         audit.append(
             session,
             [
-                AuditEvent(
-                    event="operator:capture:approve",
-                    actor=actor,
-                    authorization_id=row.id,
-                    provider=row.provider,
-                    order_id=row.order_id,
+                audit.about(
+                    row,
+                    "operator:capture:approve",
+                    actor,
                     amount=row.amount,
-                    currency=row.currency,
                     detail={"note": note},
                 )
             ],

@@ -165,14 +165,11 @@ def _instruct(
         audit.append(
             session,
             [
-                AuditEvent(
-                    event=f"instruct:{kind.value}:accept",
-                    actor=actor,
-                    authorization_id=row.id,
-                    provider=row.provider,
-                    order_id=row.order_id,
+                audit.about(
+                    row,
+                    f"instruct:{kind.value}:accept",
+                    actor,
                     amount=amount,
-                    currency=row.currency,
                     detail={"final": final},
                 )
             ],
@@ -381,14 +378,11 @@ def resolve_attention(
         audit.append(
             session,
             [
-                AuditEvent(
-                    event="operator:authorization:resolve",
-                    actor=actor,
-                    authorization_id=row.id,
-                    provider=row.provider,
-                    order_id=row.order_id,
+                audit.about(
+                    row,
+                    "operator:authorization:resolve",
+                    actor,
                     amount=captured,
-                    currency=row.currency,
                     state_from=previous,
                     state_to=state.value,
                     detail={"note": note},

@@ -15,7 +15,6 @@ from sqlalchemy import Engine, and_, or_, select, update
 from sqlalchemy.orm import Session
 
 from watchdog import audit
-from watchdog.audit import AuditEvent
 from watchdog.config import Config
 from watchdog.domain import (
     AlertStage,
@@ -165,14 +164,11 @@ def register(
     audit.append(
         session,
         [
-            AuditEvent(
-                event="register:authorization:create",
-                actor=actor,
-                authorization_id=row.id,
-                provider=row.provider,
-                order_id=row.order_id,
+            audit.about(
+                row,
+                "register:authorization:create",
+                actor,
                 amount=row.amount,
-                currency=row.currency,
                 state_to=row.state,
                 detail={
                     "authorized_at": row.authorized_at.isoformat(),

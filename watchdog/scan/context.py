@@ -87,14 +87,11 @@ class ScanContext:
         detail: dict[str, Any] | None = None,
     ) -> AuditEvent:
         """An audit event about ``row`` by this worker."""
-        return AuditEvent(
-            event=event,
-            actor=self.worker,
-            authorization_id=row.id,
-            provider=row.provider,
-            order_id=row.order_id,
+        return audit.about(
+            row,
+            event,
+            self.worker,
             amount=amount,
-            currency=row.currency,
             idempotency_key=key,
             state_from=state_from,
             state_to=state_to,
