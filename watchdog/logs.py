@@ -55,3 +55,6 @@ def setup_logging(verbose: bool = False, json_logs: bool | None = None) -> None:
     root.setLevel(logging.DEBUG if verbose else logging.INFO)
     for noisy in ("apscheduler", "httpx", "httpcore", "aiohttp.access", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # A tick skipped because the previous pass is still running is normal (coalesce,
+    # max_instances=1); job failures still log at ERROR.
+    logging.getLogger("apscheduler.scheduler").setLevel(logging.ERROR)
