@@ -180,4 +180,6 @@ async def send(
     faultpoints.checkpoint("after_provider")
     faultpoints.checkpoint("before_outcome")
     record_outcome(ctx, row, action, result)
+    if State(row.state).is_final:
+        return False  # recorded and released in the outcome's own write
     return State(row.state) not in (State.CAPTURING, State.CANCELING)

@@ -69,8 +69,13 @@ def record_outcome(
                 Severity.CRITICAL,
                 f"{kind} rejected: {result.describe()}",
             )
-        store.guarded_update(session, row, [in_flight], values, worker=ctx.worker)
-        ctx.replan(session, row, now)
+        if State(values.get("state", row.state)).is_final:
+            # Nothing more will happen: plan, record and give up the lease in one write.
+            values.update(next_action_at=None, claimed_by=None, claimed_until=None)
+            store.guarded_update(session, row, [in_flight], values, worker=ctx.worker)
+        else:
+            store.guarded_update(session, row, [in_flight], values, worker=ctx.worker)
+            ctx.replan(session, row, now)
         audit.append(
             session,
             [
