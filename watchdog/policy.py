@@ -139,7 +139,10 @@ def open_amount(auth: AuthorizationSnapshot, rules: ProviderRules) -> int:
 
 def capture_target(auth: AuthorizationSnapshot, rules: ProviderRules) -> int:
     """How much the deadline capture should take now (0 = nothing left to capture)."""
-    if auth.instruction is InstructionKind.CAPTURE_AT_DEADLINE and auth.instruction_amount:
+    if (
+        auth.instruction is InstructionKind.CAPTURE_AT_DEADLINE
+        and auth.instruction_amount is not None
+    ):
         # Like "capture N now", "ready to capture N" is N more: it is validated against (and
         # defaults to) the open amount, so it is not a total to subtract what was captured from.
         wanted = auth.instruction_amount

@@ -270,3 +270,18 @@ def test_provider_open_amount_caps_the_capture(engine: Engine, config: Config, c
     asyncio.run(_scanner(engine, config, clock, {ProviderName.CLEARPAY: fake}).run_pass())
     assert fake.ledger[0] == ("capture", "1008", 3000)
     assert _row(engine, auth_id).captured_amount == 3000
+
+
+def test_capture_at_deadline_takes_n_and_releases_the_rest(engine: Engine, config: Config, clock: FrozenClock) -> None:
+    fake = FakeProvider(ProviderName.CLEARPAY)
+    fake.add("1009", 10000)
+    auth_id = _register(engine, config, clock, "clearpay", "1009", 10000, age=DAY)
+    service.instruct(engine, config, auth_id, InstructionKind.CAPTURE_AT_DEADLINE, "test", amount=6000, clock=clock)
+    scanner = _scanner(engine, config, clock, {ProviderName.CLEARPAY: fake})
+    clock.set(_row(engine, auth_id).deadline - dt.timedelta(hours=23))
+    asyncio.run(scanner.run_pass())
+    asyncio.run(scanner.run_pass())
+    assert fake.ledger == [("capture", "1009", 6000), ("cancel", "1009", 4000)]
+    row = _row(engine, auth_id)
+    assert row.state == State.CAPTURED
+    assert row.captured_amount == 6000

@@ -7,7 +7,7 @@ from typing import Any
 
 from watchdog import audit, store
 from watchdog.alerting import AlertKind, Severity, resolve_alerts
-from watchdog.domain import ActionKind, ProviderName, State
+from watchdog.domain import ActionKind, InstructionKind, ProviderName, State
 from watchdog.models import Action, Authorization
 from watchdog.providers.base import Outcome, ProviderResult
 from watchdog.scan.context import ScanContext
@@ -36,6 +36,14 @@ def record_outcome(
         if result.outcome in (Outcome.SUCCEEDED, Outcome.ALREADY_DONE):
             values.update(effect_values(ctx, row, db_action))
             values.update(instruction=None, attempts=0, not_before=None, last_error=None)
+            if (
+                row.instruction == InstructionKind.CAPTURE_AT_DEADLINE.value
+                and db_action.kind == ActionKind.CAPTURE.value
+            ):
+                # "Capture N at the deadline" is done once N is captured: keep the
+                # instruction with nothing left to take, so the remainder is released
+                # rather than captured by the default policy.
+                values.update(instruction=row.instruction, instruction_amount=0)
             db_action.status = result.outcome.value
             db_action.completed_at = now
         elif result.outcome is Outcome.UNKNOWN:
