@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import subprocess
 import sys
@@ -12,6 +13,15 @@ import pytest
 
 from watchdog.sandbox.credentials import SANDBOX_ENV
 from watchdog.sandbox.server import SandboxServer
+
+# One order per provider, authorized long enough ago that its capture is due now
+# (past capture_lead, before the safety margin): (provider, currency, age).
+DUE_ORDERS = [
+    ("smartpay", "JPY", dt.timedelta(days=6, hours=2)),
+    ("jpmmps", "EUR", dt.timedelta(days=4, hours=6)),
+    ("flitt", "GEL", dt.timedelta(days=4, hours=3)),
+    ("clearpay", "GBP", dt.timedelta(days=12, hours=4)),
+]
 
 
 def cli(*args: str, config: Path | None = None, env: dict[str, str] | None = None,

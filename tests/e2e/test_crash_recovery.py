@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import cli
+from tests.e2e.conftest import DUE_ORDERS, cli
 from watchdog.sandbox.credentials import SANDBOX_ENV
 from watchdog.sandbox.server import SandboxServer
 
@@ -44,12 +44,6 @@ connect_timeout = 1
 read_timeout = 1
 retry_attempts = 1
 """
-ORDERS = [
-    ("smartpay", "JPY", dt.timedelta(days=6, hours=2)),
-    ("jpmmps", "EUR", dt.timedelta(days=4, hours=6)),
-    ("flitt", "GEL", dt.timedelta(days=4, hours=3)),
-    ("clearpay", "GBP", dt.timedelta(days=12, hours=4)),
-]
 
 
 def _config(tmp_path: Path, db_url: str, sandbox: SandboxServer) -> Path:
@@ -102,7 +96,7 @@ def test_kill_minus_nine_at_each_step_yields_exactly_one_effect(
     now = dt.datetime.now(dt.UTC).replace(microsecond=0)
     lines, expected = [], {}
     for i in range(12):
-        provider, currency, age = ORDERS[i % 4]
+        provider, currency, age = DUE_ORDERS[i % 4]
         order_id = f"{400000 + i}" if provider == "clearpay" else f"crash-{provider}-{i}"
         sandbox.create_order(provider, order_id, 1000 + i, currency, authorized_at=now - age)
         lines.append(json.dumps({"provider": provider, "order_id": order_id, "amount": 1000 + i,

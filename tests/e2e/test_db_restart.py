@@ -29,7 +29,7 @@ import pytest
 from sqlalchemy import Engine, func, select
 from sqlalchemy.exc import OperationalError
 
-from tests.e2e.conftest import cli
+from tests.e2e.conftest import DUE_ORDERS, cli
 from tests.support.postgres import PostgresServer
 from watchdog.db import make_engine
 from watchdog.models import Authorization
@@ -40,12 +40,6 @@ COUNT = 60
 LATENCY = 0.25  # seconds per provider request: a pass of COUNT rows takes several seconds
 OUTAGE = 2.5  # seconds the database is down
 BUDGET_SECONDS = 60.0
-PROVIDERS = [
-    ("smartpay", "JPY", dt.timedelta(days=6, hours=2)),
-    ("jpmmps", "EUR", dt.timedelta(days=4, hours=6)),
-    ("flitt", "GEL", dt.timedelta(days=4, hours=3)),
-    ("clearpay", "GBP", dt.timedelta(days=12, hours=4)),
-]
 
 
 def _config(path: Path, db_url: str, sandbox: SandboxServer) -> Path:
@@ -87,7 +81,7 @@ def _exercise(tmp_path: Path, postgres: PostgresServer, sandbox: SandboxServer) 
     expected: dict[tuple[str, str], int] = {}
     lines = []
     for i in range(COUNT):
-        provider, currency, age = PROVIDERS[i % len(PROVIDERS)]
+        provider, currency, age = DUE_ORDERS[i % len(DUE_ORDERS)]
         order_id = str(800_000 + i) if provider == "clearpay" else f"r-{provider}-{i}"
         amount = 2_000 + i
         sandbox.create_order(provider, order_id, amount, currency, authorized_at=now - age)

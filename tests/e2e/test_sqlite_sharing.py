@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, func, select
 
-from tests.e2e.conftest import cli
+from tests.e2e.conftest import DUE_ORDERS, cli
 from watchdog.db import make_engine
 from watchdog.models import Authorization
 from watchdog.sandbox.credentials import SANDBOX_ENV
@@ -33,12 +33,6 @@ DUE = 40
 IMPORTED = 3_000
 LATENCY = 0.2
 BUDGET_SECONDS = 60.0
-PROVIDERS = [
-    ("smartpay", "JPY", dt.timedelta(days=6, hours=2)),
-    ("jpmmps", "EUR", dt.timedelta(days=4, hours=6)),
-    ("flitt", "GEL", dt.timedelta(days=4, hours=3)),
-    ("clearpay", "GBP", dt.timedelta(days=12, hours=4)),
-]
 
 
 def _config(path: Path, db_url: str, sandbox: SandboxServer) -> Path:
@@ -69,7 +63,7 @@ def test_daemon_and_a_concurrent_import_share_one_sqlite_file(tmp_path: Path) ->
         now = dt.datetime.now(dt.UTC).replace(microsecond=0)
         due, expected = [], {}
         for i in range(DUE):
-            provider, currency, age = PROVIDERS[i % len(PROVIDERS)]
+            provider, currency, age = DUE_ORDERS[i % len(DUE_ORDERS)]
             order_id = str(900_000 + i) if provider == "clearpay" else f"s-{provider}-{i}"
             sandbox.create_order(provider, order_id, 3_000 + i, currency, authorized_at=now - age)
             expected[(provider, order_id)] = 3_000 + i
@@ -78,8 +72,8 @@ def test_daemon_and_a_concurrent_import_share_one_sqlite_file(tmp_path: Path) ->
         cli("import", str(_jsonl(tmp_path / "due.jsonl", due)), config=config, check=True)
         # Fresh authorizations: nothing due for days, so the daemon leaves them alone.
         fresh = _jsonl(tmp_path / "fresh.jsonl", [
-            {"provider": PROVIDERS[i % 4][0], "order_id": f"fresh-{i}", "amount": 500 + i,
-             "currency": PROVIDERS[i % 4][1],
+            {"provider": DUE_ORDERS[i % 4][0], "order_id": f"fresh-{i}", "amount": 500 + i,
+             "currency": DUE_ORDERS[i % 4][1],
              "authorized_at": (now - dt.timedelta(hours=1)).isoformat()}
             for i in range(IMPORTED)
         ])

@@ -28,7 +28,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from tests.e2e.conftest import cli
+from tests.e2e.conftest import DUE_ORDERS, cli
 from tests.support.postgres import PostgresServer
 from watchdog.db import make_engine
 from watchdog.models import AuditRow, Authorization
@@ -40,12 +40,6 @@ WORKERS = 4
 BUDGET_SECONDS = 90.0  # a hard stop; the test normally finishes in a fraction of it
 
 # provider, currency, age at registration: each one is due (past capture_lead, before the guard)
-PROVIDERS = [
-    ("smartpay", "JPY", dt.timedelta(days=6, hours=2)),
-    ("jpmmps", "EUR", dt.timedelta(days=4, hours=6)),
-    ("flitt", "GEL", dt.timedelta(days=4, hours=3)),
-    ("clearpay", "GBP", dt.timedelta(days=12, hours=4)),
-]
 
 
 def _order_id(provider: str, i: int) -> str:
@@ -97,7 +91,7 @@ def _exercise(tmp_path: Path, db_url: str, sandbox: SandboxServer) -> None:
     expected: dict[tuple[str, str], int] = {}
     lines = []
     for i in range(COUNT):
-        provider, currency, age = PROVIDERS[i % len(PROVIDERS)]
+        provider, currency, age = DUE_ORDERS[i % len(DUE_ORDERS)]
         order_id = _order_id(provider, i)
         amount = 1_000 + i
         sandbox.create_order(provider, order_id, amount, currency, authorized_at=now - age)
