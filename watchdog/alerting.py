@@ -174,13 +174,31 @@ def resolve_alerts(
     kinds: Iterable[AlertKind] = AUTHORIZATION_KINDS,
 ) -> int:
     """Resolve the authorization's firing alerts of ``kinds``; returns how many."""
-    keys = [dedup_key(kind, authorization_id) for kind in kinds]
+    return resolve_alerts_many(session, [(authorization_id, tuple(kinds), reason)], now, actor)
+
+
+def resolve_alerts_many(
+    session: Session,
+    requests: Iterable[tuple[int, Iterable[AlertKind], str]],
+    now: dt.datetime,
+    actor: str,
+) -> int:
+    """Resolve, for each (authorization, kinds, reason), its firing alerts of those kinds,
+    with one query for all of them (a pass settles many rows at once); returns how many."""
+    reasons: dict[str, tuple[int, str]] = {}
+    for authorization_id, kinds, reason in requests:
+        for kind in kinds:
+            reasons.setdefault(dedup_key(kind, authorization_id), (authorization_id, reason))
+    if not reasons:
+        return 0
     alerts = list(
         session.scalars(
-            select(Alert).where(
-                Alert.dedup_key.in_(keys),
+            select(Alert)
+            .where(
+                Alert.dedup_key.in_(list(reasons)),
                 Alert.status.in_([AlertStatus.FIRING.value, AlertStatus.ACKNOWLEDGED.value]),
             )
+            .order_by(Alert.id)
         )
     )
     for alert in alerts:
@@ -196,8 +214,8 @@ def resolve_alerts(
                 AuditEvent(
                     event=f"alert:{alert.kind}:resolve",
                     actor=actor,
-                    authorization_id=authorization_id,
-                    detail={"dedup_key": alert.dedup_key, "reason": reason},
+                    authorization_id=reasons[alert.dedup_key][0],
+                    detail={"dedup_key": alert.dedup_key, "reason": reasons[alert.dedup_key][1]},
                 )
                 for alert in alerts
             ],

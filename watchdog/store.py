@@ -278,25 +278,44 @@ def guarded_update(
         .execution_options(synchronize_session=False)
     )
     if result.scalar_one_or_none() is None:
-        current = session.execute(
-            select(Authorization.state, Authorization.claimed_by, Authorization.generation).where(
-                Authorization.id == row.id
-            )
-        ).one_or_none()
-        if current is None:
-            raise TransitionError(row.id, str(values.get("state", "?")), "row no longer exists")
-        state, claimed_by, generation = current
-        if state not in {s.value for s in allowed_states}:
-            reason = f"it is {state}, expected one of {', '.join(s.value for s in allowed_states)}"
-        else:
-            reason = (
-                f"lease lost: now held by {claimed_by} at generation {generation}, "
-                f"ours was {worker} at generation {row.generation}"
-            )
-        raise TransitionError(row.id, str(values.get("state", row.state)), reason)
+        raise refusal(
+            session,
+            row,
+            [s.value for s in allowed_states],
+            worker,
+            str(values.get("state", row.state)),
+        )
     for key, value in values.items():
         if not hasattr(value, "__clause_element__"):
             setattr(row, key, value)
+
+
+def refusal(
+    session: Session,
+    row: Authorization,
+    allowed_states: Sequence[str],
+    worker: str | None,
+    wanted: str,
+) -> TransitionError:
+    """Why a guarded write of ``row`` matched nothing: its state, or a lost lease."""
+    current = session.execute(
+        select(Authorization.state, Authorization.claimed_by, Authorization.generation).where(
+            Authorization.id == row.id
+        )
+    ).one_or_none()
+    if current is None:
+        return TransitionError(row.id, wanted, "row no longer exists")
+    state, claimed_by, generation = current
+    if state not in allowed_states:
+        return TransitionError(
+            row.id, wanted, f"it is {state}, expected one of {', '.join(allowed_states)}"
+        )
+    return TransitionError(
+        row.id,
+        wanted,
+        f"lease lost: now held by {claimed_by} at generation {generation}, "
+        f"ours was {worker} at generation {row.generation}",
+    )
 
 
 def release(session: Session, row: Authorization, worker: str) -> None:

@@ -3,13 +3,17 @@ store and providers.
 
 Each row is leased by this worker; every write after a provider call is fenced by
 the lease generation, so a worker that lost its lease cannot overwrite the one that
-took the row after it. No database transaction is held across a network call.
+took the row after it. No database transaction is held across a network call. The
+writes of rows that are ready at the same moment share one transaction (group commit);
+each row's writes still stand or fall together.
 
 Modules, in the order a row meets them:
 
 - ``scanner``  the pass loop: claim due rows, step each one, dispatch the step
 - ``report``   what a pass did, and its ``passes`` row
 - ``context``  the worker's dependencies and the row helpers every step shares
+- ``writes``   what one step of a row writes, gathered before it is written
+- ``committer`` group commit: many rows' writes in one transaction
 - ``sync``     read the provider's status and reconcile
 - ``stages``   deadline alerts and expiry
 - ``actions``  capture/cancel: intent -> send -> outcome
@@ -19,7 +23,8 @@ Modules, in the order a row meets them:
 - ``pacing``   back-off after failures
 """
 
-from watchdog.scan.actions import OPEN, idempotency_key
+from watchdog.scan.actions import OPEN
+from watchdog.scan.committer import idempotency_key
 from watchdog.scan.pacing import FAILURES_BEFORE_ALERT
 from watchdog.scan.recovery import MAX_RECOVERIES
 from watchdog.scan.report import PassReport

@@ -8,9 +8,8 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import select
-
-from watchdog import audit, faultpoints, store
+from watchdog import faultpoints
+from watchdog.audit import AuditEvent
 from watchdog.domain import ActionKind, ProviderName, State
 from watchdog.models import Action, Authorization
 from watchdog.policy import Decision
@@ -19,133 +18,103 @@ from watchdog.providers.retry import with_retries
 from watchdog.scan.context import ScanContext
 from watchdog.scan.guards import count_action, defer, guard_rail, hold, not_configured
 from watchdog.scan.outcome import outcome_too_late, record_outcome
-from watchdog.scan.sync import sync
+from watchdog.scan.sync import read_status, status_into
+from watchdog.scan.writes import Intent, RowWrite
 
 OPEN = (State.AUTHORIZED, State.PARTIALLY_CAPTURED)
 
 
 async def act(ctx: ScanContext, row: Authorization, kind: ActionKind, decision: Decision) -> bool:
-    """Sync, then commit an intent, then call the provider, then record the outcome.
+    """Read the status, then commit it with an intent, then call the provider, then record
+    the outcome.
 
     False means the row was handed off (parked or released)."""
     adapter = ctx.adapter(row)
     if adapter is None:
         not_configured(ctx, row)
         return False
-    before = await sync(ctx, row)
+    before = await read_status(ctx, row)
+    now = ctx.clock.now()
+    write = ctx.write(row, now)
+    status_into(ctx, write, before)
     if before is None or before.snapshot is None:
+        await ctx.commit(write)
         defer(
             ctx,
             row,
             f"status read failed before {kind}: {before.describe() if before else 'no answer'}",
         )
         return False
-    now = ctx.clock.now()
     fresh = ctx.decide(row, now)
     if fresh.step is not decision.step or fresh.amount != decision.amount:
+        await ctx.commit(write)
         return True  # the provider's answer changed the plan; take it from the top
     held = guard_rail(ctx, row, kind, decision)
     if held is not None:
+        await ctx.commit(write)
         hold(ctx, row, kind, decision, *held)
         return held[2]  # a held row goes on to its alerts; a deferred one waits its turn
     faultpoints.checkpoint("before_intent")
-    action = commit_intent(ctx, row, kind, decision, now)
     count_action(ctx, row)
+    try:
+        action = await commit_intent(ctx, write, kind, decision)
+    except BaseException:
+        count_action(ctx, row, -1)
+        raise
     faultpoints.checkpoint("after_intent")
     return await send(ctx, row, action, adapter)
 
 
-def idempotency_key(authorization_id: int, kind: ActionKind, seq: int, attempt: int) -> str:
-    """Deterministic from our own data: the same intent always carries the same key."""
-    return f"ew-{authorization_id}-{kind.value}{seq}-a{attempt}"
-
-
-def commit_intent(
-    ctx: ScanContext, row: Authorization, kind: ActionKind, decision: Decision, now: dt.datetime
+async def commit_intent(
+    ctx: ScanContext, write: RowWrite, kind: ActionKind, decision: Decision
 ) -> Action:
     """Move the row in flight and store the action (reusing a retryable one with the same
-    amount, hence the same key) with its intent audit row, in one transaction."""
+    amount, hence the same key) with its intent audit row, together with ``write``."""
+    row, now = write.row, write.now
     in_flight = State.CAPTURING if kind is ActionKind.CAPTURE else State.CANCELING
     seq = row.capture_count + 1 if kind is ActionKind.CAPTURE else 1
     settings = ctx.config.provider(ProviderName(row.provider))
     recovery_after = dt.timedelta(
         seconds=(settings.connect_timeout + settings.read_timeout) * (settings.retry_attempts + 1)
     )
-    with ctx.tx() as session:
-        action: Action | None = session.execute(
-            select(Action)
-            .where(
-                Action.authorization_id == row.id,
-                Action.kind == kind.value,
-                Action.seq == seq,
-                Action.status == "retryable",
-            )
-            .order_by(Action.attempt.desc())
-            .limit(1)
-        ).scalar_one_or_none()
-        if action is None or action.amount != decision.amount:
-            attempt = session.execute(
-                select(Action.attempt)
-                .where(
-                    Action.authorization_id == row.id,
-                    Action.kind == kind.value,
-                    Action.seq == seq,
-                )
-                .order_by(Action.attempt.desc())
-                .limit(1)
-            ).scalar_one_or_none()
-            attempt = 1 if attempt is None else attempt + 1
-            action = Action(
-                authorization_id=row.id,
-                kind=kind.value,
-                seq=seq,
-                attempt=attempt,
-                idempotency_key=idempotency_key(row.id, kind, seq, attempt),
-                amount=decision.amount,
-                final=decision.final,
-                status="pending",
-                sends=0,
-                recoveries=0,
-                actor=ctx.worker,
-                created_at=now,
-            )
-            session.add(action)
-        else:
-            action.status = "pending"
-        store.guarded_update(
-            session,
+    write.update(
+        OPEN,
+        {
+            "state": in_flight.value,
+            "next_action_at": now + recovery_after,
+            "updated_at": now,
+        },
+    )
+
+    def intent_event(action: Action) -> AuditEvent:
+        return ctx.event(
             row,
-            OPEN,
-            {
-                "state": in_flight.value,
-                "next_action_at": now + recovery_after,
-                "updated_at": now,
+            f"scan:{kind.value}:intent",
+            amount=decision.amount,
+            key=action.idempotency_key,
+            state_to=in_flight.value,
+            detail={
+                "reason": decision.reason,
+                "deadline": row.deadline.isoformat(),
+                "deadline_source": row.deadline_source,
+                "final": decision.final,
+                "attempt": action.attempt,
+                "seq": seq,
             },
-            worker=ctx.worker,
         )
-        session.flush()
-        audit.append(
-            session,
-            [
-                ctx.event(
-                    row,
-                    f"scan:{kind.value}:intent",
-                    amount=decision.amount,
-                    key=action.idempotency_key,
-                    state_to=in_flight.value,
-                    detail={
-                        "reason": decision.reason,
-                        "deadline": row.deadline.isoformat(),
-                        "deadline_source": row.deadline_source,
-                        "final": decision.final,
-                        "attempt": action.attempt,
-                        "seq": seq,
-                    },
-                )
-            ],
-            now,
-        )
-    return action
+
+    write.intent = Intent(
+        kind=kind,
+        seq=seq,
+        amount=decision.amount,
+        final=decision.final,
+        actor=ctx.worker,
+        created_at=now,
+        event=intent_event,
+    )
+    await ctx.commit(write)
+    assert write.intent.action is not None
+    return write.intent.action
 
 
 async def send(
@@ -179,7 +148,7 @@ async def send(
     )
     faultpoints.checkpoint("after_provider")
     faultpoints.checkpoint("before_outcome")
-    record_outcome(ctx, row, action, result)
+    await record_outcome(ctx, row, action, result)
     if State(row.state).is_final:
         return False  # recorded and released in the outcome's own write
     return State(row.state) not in (State.CAPTURING, State.CANCELING)

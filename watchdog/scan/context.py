@@ -5,6 +5,7 @@ and the small row helpers (transaction, plan, audit event, alert, re-plan, relea
 from __future__ import annotations
 
 import datetime as dt
+import time
 from collections.abc import Awaitable, Callable, Mapping
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
@@ -13,7 +14,7 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
-from watchdog import audit, store
+from watchdog import audit, controls, store
 from watchdog.alerting import AlertKind, Severity, alert_details, raise_alert
 from watchdog.audit import AuditEvent
 from watchdog.clock import Clock
@@ -23,6 +24,11 @@ from watchdog.domain import ProviderName, State
 from watchdog.models import Authorization
 from watchdog.policy import Decision, plan, timeline
 from watchdog.providers.base import AuthRef, ProviderAdapter
+from watchdog.scan.committer import GroupCommitter
+from watchdog.scan.writes import RowWrite
+
+PAUSES_FRESH_FOR = 1.0
+"""Seconds a read of the pause switches is trusted before it is read again."""
 
 
 @dataclass
@@ -38,6 +44,11 @@ class ScanContext:
     dry_run: bool
     actions_this_pass: dict[str, int] = field(default_factory=dict)
     last_pass_end: dt.datetime | None = None
+    committer: GroupCommitter = field(init=False)
+    _pauses: tuple[float, dict[str, controls.Pause]] | None = None
+
+    def __post_init__(self) -> None:
+        self.committer = GroupCommitter(self.engine, self.clock)
 
     # ------------------------------------------------------------------ reading
 
@@ -130,29 +141,58 @@ class ScanContext:
 
     # ------------------------------------------------------------------ writes
 
+    def write(self, row: Authorization, now: dt.datetime) -> RowWrite:
+        """An empty set of writes about ``row`` by this worker, to fill and commit."""
+        return RowWrite(row=row, worker=self.worker, now=now)
+
+    async def commit(self, write: RowWrite) -> None:
+        """Commit ``write`` (grouped with other rows' writes); TransitionError if refused."""
+        await self.committer.commit(write)
+
     def replan(self, session: Session, row: Authorization, now: dt.datetime) -> None:
         """Store the row's next instant (kept as is while an action is in flight)."""
+        values = self.replan_values(row, now)
+        store.guarded_update(session, row, [State(row.state)], values, worker=self.worker)
+
+    def replan_into(self, write: RowWrite) -> None:
+        """Add the row's deadline and next instant, as they stand after ``write``, to it."""
+        write.update([State(write.row.state)], self.replan_values(write.row, write.now))
+
+    def replan_values(self, row: Authorization, now: dt.datetime) -> dict[str, Any]:
+        """The row's deadline and next instant (the latter kept while an action is in flight)."""
         values = store.replan_values(store.snapshot(row), self.config, now)
         if State(row.state).is_in_flight:
             values.pop("next_action_at")
-        store.guarded_update(session, row, [State(row.state)], values, worker=self.worker)
+        return values
 
-    def park(self, row: Authorization, decision: Decision) -> None:
+    async def park(self, row: Authorization, decision: Decision) -> None:
         """Nothing to do now: drop the lease and come back at the decision's instant."""
-        with self.tx() as session:
-            store.guarded_update(
-                session,
-                row,
-                [State(row.state)],
-                {
-                    "next_action_at": decision.next_action_at,
-                    "claimed_by": None,
-                    "claimed_until": None,
-                },
-                worker=self.worker,
-            )
+        write = self.write(row, self.clock.now())
+        write.update(
+            [State(row.state)],
+            {
+                "next_action_at": decision.next_action_at,
+                "claimed_by": None,
+                "claimed_until": None,
+            },
+        )
+        await self.commit(write)
 
-    def release(self, row: Authorization) -> None:
-        """Drop this worker's lease on the row."""
-        with self.tx() as session:
-            store.release(session, row, self.worker)
+    async def release(self, row: Authorization) -> None:
+        """Drop this worker's lease on the row (nothing happens if it is no longer ours)."""
+        write = self.write(row, self.clock.now())
+        write.release = True
+        await self.commit(write)
+
+    def pauses(self) -> dict[str, controls.Pause]:
+        """The pause switches in force, read at most once a second: a pause stops actions
+        that are not yet committed within a second, without a query per row."""
+        tick = time.monotonic()
+        if self._pauses is None or tick - self._pauses[0] > PAUSES_FRESH_FOR:
+            with Session(self.engine) as session:
+                self._pauses = (tick, controls.pauses(session))
+        return self._pauses[1]
+
+    def forget_pauses(self) -> None:
+        """Read the pause switches afresh on next use (a new pass)."""
+        self._pauses = None

@@ -27,9 +27,7 @@ def guard_rail(
     policy = ctx.config.policy_for(provider)
     if ctx.dry_run or policy.dry_run:
         return "would", f"dry run: would {kind} {decision.amount or ''}".strip(), True
-    with Session(ctx.engine) as session:
-        paused = controls.pause_for(controls.pauses(session), provider)
-        approved = controls.is_approved(session, row.id)
+    paused = controls.pause_for(ctx.pauses(), provider)
     if paused is not None:
         scope = "all providers" if paused.scope == controls.GLOBAL else paused.scope
         return "held", f"{scope} paused by {paused.actor}: {paused.reason}", True
@@ -46,7 +44,7 @@ def guard_rail(
         kind is ActionKind.CAPTURE
         and limit is not None
         and (decision.amount or 0) > limit
-        and not approved
+        and not approved(ctx, row)
     ):
         return (
             "held",
@@ -57,9 +55,16 @@ def guard_rail(
     return None
 
 
-def count_action(ctx: ScanContext, row: Authorization) -> None:
-    """Charge one action to this pass's budgets."""
-    ctx.actions_this_pass[row.provider] = ctx.actions_this_pass.get(row.provider, 0) + 1
+def approved(ctx: ScanContext, row: Authorization) -> bool:
+    """Whether an operator approved an action on ``row`` above the amount limit."""
+    with Session(ctx.engine) as session:
+        return controls.is_approved(session, row.id)
+
+
+def count_action(ctx: ScanContext, row: Authorization, actions: int = 1) -> None:
+    """Charge ``actions`` to this pass's budgets (-1 gives back one that was not taken).
+    Charged before the intent commits, so rows committing together cannot overspend."""
+    ctx.actions_this_pass[row.provider] = ctx.actions_this_pass.get(row.provider, 0) + actions
 
 
 def hold(

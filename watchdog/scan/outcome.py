@@ -1,12 +1,14 @@
 """Recording what became of a capture/cancel: the provider's answer, or abandonment at the
-deadline guard. Each runs in its own transaction, fenced by the row's lease."""
+deadline guard. Each is one write, fenced by the row's lease."""
 
 from __future__ import annotations
 
 from typing import Any
 
-from watchdog import audit, store
-from watchdog.alerting import AlertKind, Severity, resolve_alerts
+from sqlalchemy import update
+
+from watchdog import store
+from watchdog.alerting import AlertKind, Severity
 from watchdog.domain import ActionKind, InstructionKind, ProviderName, State
 from watchdog.models import Action, Authorization
 from watchdog.providers.base import Outcome, ProviderResult
@@ -16,7 +18,7 @@ from watchdog.scan.stages import record_expired
 from watchdog.scan.sync import result_detail
 
 
-def record_outcome(
+async def record_outcome(
     ctx: ScanContext, row: Authorization, action: Action, result: ProviderResult
 ) -> None:
     """Apply the provider's answer to the action and the authorization; audit and alert."""
@@ -24,94 +26,95 @@ def record_outcome(
     kind = ActionKind(action.kind)
     in_flight = State.CAPTURING if kind is ActionKind.CAPTURE else State.CANCELING
     detail = result_detail(result)
-    with ctx.tx() as session:
-        db_action = session.get(Action, action.id)
-        assert db_action is not None
-        db_action.sends += 1
-        db_action.provider_code = result.provider_code
-        db_action.request_id = result.request_id
-        db_action.message = result.describe()[:2000]
-        values: dict[str, Any] = {"updated_at": now}
-        alert: tuple[AlertKind, Severity, str] | None = None
-        if result.outcome in (Outcome.SUCCEEDED, Outcome.ALREADY_DONE):
-            values.update(effect_values(ctx, row, db_action))
-            values.update(instruction=None, attempts=0, not_before=None, last_error=None)
-            if (
-                row.instruction == InstructionKind.CAPTURE_AT_DEADLINE.value
-                and db_action.kind == ActionKind.CAPTURE.value
-            ):
-                # "Capture N at the deadline" is done once N is captured: keep the
-                # instruction with nothing left to take, so the remainder is released
-                # rather than captured by the default policy.
-                values.update(instruction=row.instruction, instruction_amount=0)
-            db_action.status = result.outcome.value
-            db_action.completed_at = now
-        elif result.outcome is Outcome.UNKNOWN:
-            db_action.status = "unknown"
-            values.update(last_error=result.describe())
-        elif result.outcome is Outcome.RETRYABLE:
-            db_action.status = "retryable"
-            attempts = row.attempts + 1
-            values.update(
-                state=prior_state(row).value,
-                attempts=attempts,
-                not_before=now + backoff(attempts, result.retry_after),
-                last_error=result.describe(),
-            )
-            if attempts >= FAILURES_BEFORE_ALERT:
-                alert = (
-                    AlertKind.ACTION_FAILED,
-                    Severity.WARNING,
-                    f"{kind} keeps failing: {result.describe()}",
-                )
-        else:
-            db_action.status = "rejected"
-            db_action.completed_at = now
-            values.update(
-                state=State.NEEDS_ATTENTION.value,
-                instruction=None,
-                last_error=result.describe(),
-            )
+    action_values: dict[str, Any] = {
+        "sends": action.sends + 1,
+        "provider_code": result.provider_code,
+        "request_id": result.request_id,
+        "message": result.describe()[:2000],
+    }
+    values: dict[str, Any] = {"updated_at": now}
+    alert: tuple[AlertKind, Severity, str] | None = None
+    if result.outcome in (Outcome.SUCCEEDED, Outcome.ALREADY_DONE):
+        values.update(effect_values(ctx, row, action))
+        values.update(instruction=None, attempts=0, not_before=None, last_error=None)
+        if (
+            row.instruction == InstructionKind.CAPTURE_AT_DEADLINE.value
+            and action.kind == ActionKind.CAPTURE.value
+        ):
+            # "Capture N at the deadline" is done once N is captured: keep the
+            # instruction with nothing left to take, so the remainder is released
+            # rather than captured by the default policy.
+            values.update(instruction=row.instruction, instruction_amount=0)
+        action_values.update(status=result.outcome.value, completed_at=now)
+    elif result.outcome is Outcome.UNKNOWN:
+        action_values.update(status="unknown")
+        values.update(last_error=result.describe())
+    elif result.outcome is Outcome.RETRYABLE:
+        action_values.update(status="retryable")
+        attempts = row.attempts + 1
+        values.update(
+            state=prior_state(row).value,
+            attempts=attempts,
+            not_before=now + backoff(attempts, result.retry_after),
+            last_error=result.describe(),
+        )
+        if attempts >= FAILURES_BEFORE_ALERT:
             alert = (
                 AlertKind.ACTION_FAILED,
-                Severity.CRITICAL,
-                f"{kind} rejected: {result.describe()}",
+                Severity.WARNING,
+                f"{kind} keeps failing: {result.describe()}",
             )
-        if State(values.get("state", row.state)).is_final:
-            # Nothing more will happen: plan, record and give up the lease in one write.
-            values.update(next_action_at=None, claimed_by=None, claimed_until=None)
-            store.guarded_update(session, row, [in_flight], values, worker=ctx.worker)
-        else:
-            store.guarded_update(session, row, [in_flight], values, worker=ctx.worker)
-            ctx.replan(session, row, now)
-        audit.append(
-            session,
-            [
-                ctx.event(
-                    row,
-                    f"scan:{kind.value}:outcome",
-                    amount=action.amount,
-                    key=action.idempotency_key,
-                    state_from=in_flight.value,
-                    state_to=row.state,
-                    outcome=result.outcome.value,
-                    detail=detail,
-                )
-            ],
-            now,
+    else:
+        action_values.update(status="rejected", completed_at=now)
+        values.update(
+            state=State.NEEDS_ATTENTION.value,
+            instruction=None,
+            last_error=result.describe(),
         )
-        if alert is not None:
-            ctx.alert(
+        alert = (
+            AlertKind.ACTION_FAILED,
+            Severity.CRITICAL,
+            f"{kind} rejected: {result.describe()}",
+        )
+    write = ctx.write(row, now)
+    write.update_action(action.idempotency_key, action_values)
+    if State(values.get("state", row.state)).is_final:
+        # Nothing more will happen: plan, record and give up the lease in one write.
+        values.update(next_action_at=None, claimed_by=None, claimed_until=None)
+        write.update([in_flight], values)
+    else:
+        write.update([in_flight], values)
+        ctx.replan_into(write)
+    write.events.append(
+        ctx.event(
+            row,
+            f"scan:{kind.value}:outcome",
+            amount=action.amount,
+            key=action.idempotency_key,
+            state_from=in_flight.value,
+            state_to=row.state,
+            outcome=result.outcome.value,
+            detail=detail,
+        )
+    )
+    if alert is not None:
+        alert_kind, severity, text = alert
+        write.alerts.append(
+            lambda session: ctx.alert(
                 session,
                 row,
-                alert[0],
-                alert[1],
-                f"{row.provider} order {row.order_id}: {alert[2]}",
-                alert[2],
+                alert_kind,
+                severity,
+                f"{row.provider} order {row.order_id}: {text}",
+                text,
                 now,
             )
-        if State(row.state).is_final:
-            resolve_alerts(session, row.id, now, ctx.worker, f"{row.state} by the watchdog")
+        )
+    if State(row.state).is_final:
+        write.resolve(f"{row.state} by the watchdog")
+    await ctx.commit(write)
+    for key, value in action_values.items():
+        setattr(action, key, value)
 
 
 def effect_values(ctx: ScanContext, row: Authorization, action: Action) -> dict[str, Any]:
@@ -151,10 +154,11 @@ def outcome_too_late(ctx: ScanContext, row: Authorization, action: Action) -> No
     abandon it, mark the authorization expired and page."""
     now = ctx.clock.now()
     with ctx.tx() as session:
-        db_action = session.get(Action, action.id)
-        assert db_action is not None
-        db_action.status = "abandoned"
-        db_action.completed_at = now
+        session.execute(
+            update(Action)
+            .where(Action.idempotency_key == action.idempotency_key)
+            .values(status="abandoned", completed_at=now)
+        )
         record_expired(
             ctx,
             session,

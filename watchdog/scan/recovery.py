@@ -3,7 +3,7 @@ effect, resend with the same key, try again later, or hand over to a human."""
 
 from __future__ import annotations
 
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from watchdog import audit, store
@@ -57,7 +57,7 @@ async def recover(ctx: ScanContext, row: Authorization) -> bool:
         detail={"status": result_detail(result) if result else None},
     )
     if present is True:
-        record_outcome(
+        await record_outcome(
             ctx,
             row,
             action,
@@ -85,10 +85,13 @@ async def recover(ctx: ScanContext, row: Authorization) -> bool:
         needs_attention(ctx, row, action, "outcome still unknown after recovery attempts")
         return False
     with ctx.tx() as session:
-        db_action = session.get(Action, action.id)
-        assert db_action is not None
-        db_action.recoveries += 1
-        delay = backoff(db_action.recoveries, None)
+        recoveries = action.recoveries + 1
+        session.execute(
+            update(Action)
+            .where(Action.idempotency_key == action.idempotency_key)
+            .values(recoveries=recoveries)
+        )
+        delay = backoff(recoveries, None)
         next_at = min(now + delay, ctx.timeline(row).guard_at)
         store.guarded_update(
             session,
@@ -110,9 +113,11 @@ def needs_attention(ctx: ScanContext, row: Authorization, action: Action | None,
     now = ctx.clock.now()
     with ctx.tx() as session:
         if action is not None:
-            db_action = session.get(Action, action.id)
-            assert db_action is not None
-            db_action.status = "unknown"
+            session.execute(
+                update(Action)
+                .where(Action.idempotency_key == action.idempotency_key)
+                .values(status="unknown")
+            )
         store.guarded_update(
             session,
             row,

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import logging
+from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
 
 from sqlalchemy import Engine
@@ -102,43 +103,40 @@ class Scanner:
         self._stopping = True
 
     async def run_pass(self) -> PassReport:
-        """Work every due row once (earliest deadline first) and record the pass."""
+        """Work every due row once (earliest deadline first) and record the pass.
+
+        ``scheduler.concurrency`` rows are worked at once from a queue of claimed rows;
+        a new batch is claimed as soon as the queue runs dry, not when the slowest row of
+        the last batch is done.
+        """
         ctx = self.ctx
         report = PassReport(started_at=ctx.clock.now())
         ctx.actions_this_pass = {}
+        ctx.forget_pauses()
         ctx.last_pass_end = previous_pass_end(ctx.engine)
         pass_id = record_pass_start(ctx.engine, ctx.worker, report.started_at, ctx.dry_run)
-        seen: set[int] = set()
-        semaphore = asyncio.Semaphore(ctx.config.scheduler.concurrency)
+        claimed = ClaimQueue(self, report)
         try:
-            while not self._stopping:
-                rows = store.claim_due(
-                    ctx.engine,
-                    ctx.worker,
-                    ctx.clock.now(),
-                    ctx.config.scheduler.lease,
-                    ctx.config.scheduler.batch_size,
-                )
-                fresh = [r for r in rows if r.id not in seen]
-                for row in rows:
-                    if row.id in seen:
-                        ctx.release(row)
-                if not fresh:
-                    break
-                report.claimed += len(fresh)
-                seen.update(r.id for r in fresh)
-
-                async def work(row: Authorization) -> None:
-                    async with semaphore:
-                        await self._process(row, report)
-
-                # Every row task finishes before the pass does (a failing row does not
-                # leave the others running outside the pass).
-                await asyncio.gather(*(work(r) for r in fresh), return_exceptions=True)
+            # Every row task finishes before the pass does (a failing row does not
+            # leave the others running outside the pass).
+            workers = ctx.config.scheduler.concurrency
+            await asyncio.gather(
+                *(self._work_queue(claimed, report) for _ in range(workers)),
+                return_exceptions=True,
+            )
+            if claimed.failure is not None:
+                raise claimed.failure
         finally:
             report.finished_at = ctx.clock.now()
             record_pass_end(ctx.engine, pass_id, report)
         return report
+
+    async def _work_queue(self, claimed: ClaimQueue, report: PassReport) -> None:
+        while not self._stopping:
+            row = await claimed.next()
+            if row is None:
+                return
+            await self._process(row, report)
 
     # ------------------------------------------------------------------ per row
 
@@ -149,7 +147,7 @@ class Scanner:
                 now = ctx.clock.now()
                 decision = ctx.decide(row, now)
                 if decision.step is Step.WAIT:
-                    ctx.park(row, decision)
+                    await ctx.park(row, decision)
                     return
                 report.count(decision.step.value)
                 log.info(
@@ -163,7 +161,7 @@ class Scanner:
                 )
                 if not await self._execute(row, decision, now):
                     return
-            ctx.release(row)
+            await ctx.release(row)
         except TransitionError as exc:
             report.errors += 1
             self._audit_late_write(row, exc)
@@ -174,7 +172,7 @@ class Scanner:
             log.exception(
                 "row failed", extra={"action": "scan:row:error", "authorization_id": row.id}
             )
-            ctx.release(row)
+            await ctx.release(row)
 
     async def _execute(self, row: Authorization, decision: Decision, now: dt.datetime) -> bool:
         """Carry out one step. False means the row was handed off (parked or released)."""
@@ -206,3 +204,50 @@ class Scanner:
         self.ctx.audit(
             row, "scan:write:refused", detail={"reason": exc.reason, "generation": row.generation}
         )
+
+
+class ClaimQueue:
+    """Rows claimed for this pass and not yet started; claims another batch when empty.
+
+    A row seen earlier in the pass that comes due again is given back, not worked twice.
+    """
+
+    def __init__(self, scanner: Scanner, report: PassReport) -> None:
+        self.scanner = scanner
+        self.report = report
+        self.rows: deque[Authorization] = deque()
+        self.seen: set[int] = set()
+        self.exhausted = False
+        self.failure: BaseException | None = None
+        self._claiming: asyncio.Lock = asyncio.Lock()
+
+    async def next(self) -> Authorization | None:
+        """The next row to work, or None when nothing more is due."""
+        async with self._claiming:
+            if not self.rows and not self.exhausted and not self.scanner._stopping:
+                try:
+                    await self._claim()
+                except Exception as exc:  # noqa: BLE001 - the database is unreachable: end the pass
+                    self.failure = exc
+                    self.exhausted = True
+            return self.rows.popleft() if self.rows else None
+
+    async def _claim(self) -> None:
+        ctx = self.scanner.ctx
+        rows = store.claim_due(
+            ctx.engine,
+            ctx.worker,
+            ctx.clock.now(),
+            ctx.config.scheduler.lease,
+            ctx.config.scheduler.batch_size,
+        )
+        fresh = [r for r in rows if r.id not in self.seen]
+        for row in rows:
+            if row.id in self.seen:
+                await ctx.release(row)
+        if not fresh:
+            self.exhausted = True
+            return
+        self.report.claimed += len(fresh)
+        self.seen.update(r.id for r in fresh)
+        self.rows.extend(fresh)

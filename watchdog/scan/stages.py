@@ -63,7 +63,7 @@ async def expire(ctx: ScanContext, row: Authorization, decision: Decision) -> No
     if result is not None and result.snapshot is not None:
         rec = reconcile(store.snapshot(row), result, now)
         if rec.new_state in (State.CAPTURED, State.CANCELED):
-            apply_reconciliation(ctx, row, result, now)
+            await apply_reconciliation(ctx, row, result, now)
             return
     guard_at = ctx.timeline(row).guard_at
     if ctx.last_pass_end is not None and ctx.last_pass_end < guard_at <= now - (

@@ -6,7 +6,7 @@ import datetime as dt
 from typing import Any
 
 from watchdog import audit, store
-from watchdog.alerting import AlertKind, Severity, resolve_alerts
+from watchdog.alerting import AlertKind, Severity
 from watchdog.audit import AuditEvent
 from watchdog.domain import ProviderName, State
 from watchdog.models import Authorization
@@ -14,6 +14,7 @@ from watchdog.providers.base import ProviderResult
 from watchdog.providers.retry import with_retries
 from watchdog.reconcile import reconcile
 from watchdog.scan.context import ScanContext
+from watchdog.scan.writes import RowWrite
 
 
 async def read_status(ctx: ScanContext, row: Authorization) -> ProviderResult | None:
@@ -50,95 +51,104 @@ async def status(ctx: ScanContext, row: Authorization) -> ProviderResult | None:
 async def sync(ctx: ScanContext, row: Authorization) -> ProviderResult | None:
     """Read the provider's status and apply what it says, audited in the same transaction."""
     result = await read_status(ctx, row)
-    now = ctx.clock.now()
-    if result is None or result.snapshot is None:
-        with ctx.tx() as session:
-            if result is not None:
-                audit.append(session, [status_event(ctx, row, result)], now)
-            store.guarded_update(
-                session,
-                row,
-                [State(row.state)],
-                {
-                    "last_synced_at": now,
-                    "updated_at": now,
-                    "last_error": result.describe() if result else "provider not configured",
-                },
-                worker=ctx.worker,
-            )
-        return result
-    apply_reconciliation(ctx, row, result, now, audit_read=True)
+    write = ctx.write(row, ctx.clock.now())
+    status_into(ctx, write, result)
+    await ctx.commit(write)
     return result
 
 
-def apply_reconciliation(
-    ctx: ScanContext,
-    row: Authorization,
-    result: ProviderResult,
-    now: dt.datetime,
-    *,
-    audit_read: bool = False,
+def status_into(ctx: ScanContext, write: RowWrite, result: ProviderResult | None) -> None:
+    """Add a status answer to ``write``: what the provider reports, or why there is none."""
+    row, now = write.row, write.now
+    if result is None or result.snapshot is None:
+        if result is not None:
+            write.events.append(status_event(ctx, row, result))
+        write.update(
+            [State(row.state)],
+            {
+                "last_synced_at": now,
+                "updated_at": now,
+                "last_error": result.describe() if result else "provider not configured",
+            },
+        )
+        return
+    reconcile_into(ctx, write, result, audit_read=True)
+
+
+async def apply_reconciliation(
+    ctx: ScanContext, row: Authorization, result: ProviderResult, now: dt.datetime
 ) -> None:
-    """Write what the provider reports: state, amounts, deadline; audit and alert on drift."""
-    snap = store.snapshot(row)
-    rec = reconcile(snap, result, now)
+    """Write what the provider reports (the answer itself is audited already)."""
+    write = ctx.write(row, now)
+    reconcile_into(ctx, write, result, audit_read=False)
+    await ctx.commit(write)
+
+
+def reconcile_into(
+    ctx: ScanContext, write: RowWrite, result: ProviderResult, *, audit_read: bool
+) -> None:
+    """Add what the provider reports to ``write``: state, amounts, deadline; the audit rows,
+    and the alerts on drift."""
+    row, now = write.row, write.now
+    rec = reconcile(store.snapshot(row), result, now)
     values = dict(rec.values, updated_at=now)
     old_deadline = row.deadline
-    with ctx.tx() as session:
-        events: list[AuditEvent] = [status_event(ctx, row, result)] if audit_read else []
-        if rec.new_state is not None and rec.new_state.value != row.state:
-            values["state"] = rec.new_state.value
-            if rec.new_state.is_final or rec.new_state is State.NEEDS_ATTENTION:
-                values["instruction"] = None
-            events.append(
-                ctx.event(
-                    row,
-                    "scan:sync:state",
-                    state_to=rec.new_state.value,
-                    detail={
-                        "provider_state": result.snapshot.raw_state if result.snapshot else None,
-                        "drift": rec.drift,
-                        "attention": rec.attention,
-                    },
-                )
-            )
-        store.guarded_update(session, row, [State(row.state)], values, worker=ctx.worker)
-        ctx.replan(session, row, now)
-        if row.deadline < old_deadline:
-            events.append(
-                ctx.event(
-                    row,
-                    "scan:deadline:earlier",
-                    detail={
-                        "was": old_deadline.isoformat(),
-                        "now": row.deadline.isoformat(),
-                        "source": row.deadline_source,
-                    },
-                )
-            )
-        audit.append(session, events, now)
-        if rec.drift:
-            ctx.alert(
-                session,
+    if audit_read:
+        write.events.append(status_event(ctx, row, result))
+    if rec.new_state is not None and rec.new_state.value != row.state:
+        values["state"] = rec.new_state.value
+        if rec.new_state.is_final or rec.new_state is State.NEEDS_ATTENTION:
+            values["instruction"] = None
+        write.events.append(
+            ctx.event(
                 row,
-                AlertKind.NEEDS_ATTENTION if rec.new_state is None else drift_kind(rec.new_state),
-                Severity.CRITICAL if rec.new_state is State.EXPIRED else Severity.WARNING,
-                f"{row.provider} {row.order_id}: {rec.drift}",
-                rec.drift,
-                now,
+                "scan:sync:state",
+                state_to=rec.new_state.value,
+                detail={
+                    "provider_state": result.snapshot.raw_state if result.snapshot else None,
+                    "drift": rec.drift,
+                    "attention": rec.attention,
+                },
             )
-        if rec.attention:
-            ctx.alert(
+        )
+    write.update([State(row.state)], values)
+    ctx.replan_into(write)
+    if row.deadline < old_deadline:
+        write.events.append(
+            ctx.event(
+                row,
+                "scan:deadline:earlier",
+                detail={
+                    "was": old_deadline.isoformat(),
+                    "now": row.deadline.isoformat(),
+                    "source": row.deadline_source,
+                },
+            )
+        )
+    if rec.drift:
+        drift = rec.drift
+        kind = AlertKind.NEEDS_ATTENTION if rec.new_state is None else drift_kind(rec.new_state)
+        severity = Severity.CRITICAL if rec.new_state is State.EXPIRED else Severity.WARNING
+        write.alerts.append(
+            lambda session: ctx.alert(
+                session, row, kind, severity, f"{row.provider} {row.order_id}: {drift}", drift, now
+            )
+        )
+    if rec.attention:
+        attention = rec.attention
+        write.alerts.append(
+            lambda session: ctx.alert(
                 session,
                 row,
                 AlertKind.NEEDS_ATTENTION,
                 Severity.CRITICAL,
-                f"{row.provider} {row.order_id}: {rec.attention}",
-                rec.attention,
+                f"{row.provider} {row.order_id}: {attention}",
+                attention,
                 now,
             )
-        if State(row.state) in (State.CAPTURED, State.CANCELED):
-            resolve_alerts(session, row.id, now, ctx.worker, f"provider reports {row.state}")
+        )
+    if State(row.state) in (State.CAPTURED, State.CANCELED):
+        write.resolve(f"provider reports {row.state}")
 
 
 def drift_kind(state: State) -> AlertKind:
