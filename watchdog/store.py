@@ -215,6 +215,14 @@ def claim_due(
     ``FOR UPDATE SKIP LOCKED`` so several workers never wait on or share a row; SQLite
     serialises writers (``BEGIN IMMEDIATE``).
     """
+    with Session(engine, expire_on_commit=False) as session, session.begin():
+        return claim_due_in(session, worker, now, lease, limit)
+
+
+def claim_due_in(
+    session: Session, worker: str, now: dt.datetime, lease: dt.timedelta, limit: int
+) -> list[Authorization]:
+    """``claim_due`` in the caller's transaction (its session must not expire on commit)."""
     due = (
         select(Authorization.id)
         .where(
@@ -225,30 +233,28 @@ def claim_due(
         .order_by(Authorization.next_action_at, Authorization.id)
         .limit(limit)
     )
-    if engine.dialect.name == "postgresql":
+    if session.get_bind().dialect.name == "postgresql":
         due = due.with_for_update(skip_locked=True)
-    with Session(engine, expire_on_commit=False) as session, session.begin():
-        ids = list(session.scalars(due))
-        if not ids:
-            return []
-        session.execute(
-            update(Authorization)
+    ids = list(session.scalars(due))
+    if not ids:
+        return []
+    session.execute(
+        update(Authorization)
+        .where(Authorization.id.in_(ids))
+        .values(
+            claimed_by=worker,
+            claimed_until=now + lease,
+            generation=Authorization.generation + 1,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    return list(
+        session.scalars(
+            select(Authorization)
             .where(Authorization.id.in_(ids))
-            .values(
-                claimed_by=worker,
-                claimed_until=now + lease,
-                generation=Authorization.generation + 1,
-            )
-            .execution_options(synchronize_session=False)
+            .order_by(Authorization.deadline, Authorization.id)
         )
-        rows = list(
-            session.scalars(
-                select(Authorization)
-                .where(Authorization.id.in_(ids))
-                .order_by(Authorization.deadline, Authorization.id)
-            )
-        )
-    return rows
+    )
 
 
 def guarded_update(

@@ -7,6 +7,7 @@ import datetime as dt
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
+from functools import partial
 
 from sqlalchemy import Engine
 
@@ -127,6 +128,7 @@ class Scanner:
             if claimed.failure is not None:
                 raise claimed.failure
         finally:
+            await ctx.committer.aclose()
             report.finished_at = ctx.clock.now()
             record_pass_end(ctx.engine, pass_id, report)
         return report
@@ -234,12 +236,14 @@ class ClaimQueue:
 
     async def _claim(self) -> None:
         ctx = self.scanner.ctx
-        rows = store.claim_due(
-            ctx.engine,
-            ctx.worker,
-            ctx.clock.now(),
-            ctx.config.scheduler.lease,
-            ctx.config.scheduler.batch_size,
+        rows = await ctx.committer.transactions.run(
+            partial(
+                store.claim_due_in,
+                worker=ctx.worker,
+                now=ctx.clock.now(),
+                lease=ctx.config.scheduler.lease,
+                limit=ctx.config.scheduler.batch_size,
+            )
         )
         fresh = [r for r in rows if r.id not in self.seen]
         for row in rows:
