@@ -94,7 +94,10 @@ class TransactionRunner:
 
             self._async_engine = create_async_engine(
                 self.engine.url.render_as_string(hide_password=False),
-                pool_pre_ping=True,
+                # No ping per checkout (a round trip per group write): a connection that
+                # died fails its statement, the pool drops every connection, and the
+                # rows are written again one by one on new ones.
+                pool_pre_ping=False,
                 pool_size=2,
                 max_overflow=2,
             )

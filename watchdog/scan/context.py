@@ -4,6 +4,7 @@ and the small row helpers (transaction, plan, audit event, alert, re-plan, relea
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import time
 from collections.abc import Awaitable, Callable, Mapping
@@ -45,7 +46,9 @@ class ScanContext:
     actions_this_pass: dict[str, int] = field(default_factory=dict)
     last_pass_end: dt.datetime | None = None
     committer: GroupCommitter = field(init=False)
+    on_settle_failure: Callable[[Authorization, Exception], Awaitable[None]] | None = None
     _pauses: tuple[float, dict[str, controls.Pause]] | None = None
+    _settling: set[asyncio.Task[None]] = field(default_factory=set)
 
     def __post_init__(self) -> None:
         self.committer = GroupCommitter(self.engine, self.clock)
@@ -148,6 +151,33 @@ class ScanContext:
     async def commit(self, write: RowWrite) -> None:
         """Commit ``write`` (grouped with other rows' writes); TransitionError if refused."""
         await self.committer.commit(write)
+
+    def commit_soon(self, write: RowWrite) -> None:
+        """Commit a row's last write (the one that also gives up its lease) without waiting,
+        so the row's place among those in flight goes to the next row at once.
+
+        ``settle`` waits for every such write; one that fails goes to
+        ``on_settle_failure`` (or is raised by ``settle`` when there is none).
+        """
+
+        async def commit_and_report() -> None:
+            try:
+                await self.commit(write)
+            except Exception as exc:
+                if self.on_settle_failure is None:
+                    raise
+                await self.on_settle_failure(write.row, exc)
+
+        task = asyncio.create_task(commit_and_report())
+        self._settling.add(task)
+        task.add_done_callback(self._settling.discard)
+
+    async def settle(self) -> None:
+        """Wait until every write handed to ``commit_soon`` is committed or reported."""
+        while self._settling:
+            for result in await asyncio.gather(*self._settling, return_exceptions=True):
+                if isinstance(result, BaseException):
+                    raise result
 
     def replan(self, session: Session, row: Authorization, now: dt.datetime) -> None:
         """Store the row's next instant (kept as is while an action is in flight)."""

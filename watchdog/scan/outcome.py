@@ -112,6 +112,8 @@ async def record_outcome(
         )
     if State(row.state).is_final:
         write.resolve(f"{row.state} by the watchdog")
+        ctx.commit_soon(write)  # nothing more happens to the row in this pass
+        return
     await ctx.commit(write)
     for key, value in action_values.items():
         setattr(action, key, value)

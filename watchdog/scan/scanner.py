@@ -117,6 +117,11 @@ class Scanner:
         ctx.last_pass_end = previous_pass_end(ctx.engine)
         pass_id = record_pass_start(ctx.engine, ctx.worker, report.started_at, ctx.dry_run)
         claimed = ClaimQueue(self, report)
+
+        async def settle_failed(row: Authorization, exc: Exception) -> None:
+            await self._row_failed(row, exc, report)
+
+        ctx.on_settle_failure = settle_failed
         try:
             # Every row task finishes before the pass does (a failing row does not
             # leave the others running outside the pass).
@@ -128,6 +133,7 @@ class Scanner:
             if claimed.failure is not None:
                 raise claimed.failure
         finally:
+            await ctx.settle()
             await ctx.committer.aclose()
             report.finished_at = ctx.clock.now()
             record_pass_end(ctx.engine, pass_id, report)
@@ -164,17 +170,31 @@ class Scanner:
                 if not await self._execute(row, decision, now):
                     return
             await ctx.release(row)
-        except TransitionError as exc:
-            report.errors += 1
-            self._audit_late_write(row, exc)
-        except Exception:  # one bad row must not end the pass for the others
-            # Money is safe: an intent without an outcome stays in flight and recovery
-            # (a status read) resolves it on a later pass.
-            report.errors += 1
-            log.exception(
-                "row failed", extra={"action": "scan:row:error", "authorization_id": row.id}
+        except Exception as exc:  # noqa: BLE001 - one bad row must not end the pass
+            await self._row_failed(row, exc, report)
+
+    async def _row_failed(self, row: Authorization, exc: Exception, report: PassReport) -> None:
+        """Count and report a row's failure; the row waits for a later pass.
+
+        Money is safe: an intent without an outcome stays in flight and recovery (a status
+        read) resolves it on a later pass.
+        """
+        report.errors += 1
+        try:
+            if isinstance(exc, TransitionError):
+                self._audit_late_write(row, exc)
+                return
+            log.error(
+                "row failed",
+                exc_info=exc,
+                extra={"action": "scan:row:error", "authorization_id": row.id},
             )
-            await ctx.release(row)
+            await self.ctx.release(row)
+        except Exception:  # the database is gone too: the lease runs out by itself
+            log.exception(
+                "row failure not recorded",
+                extra={"action": "scan:row:error", "authorization_id": row.id},
+            )
 
     async def _execute(self, row: Authorization, decision: Decision, now: dt.datetime) -> bool:
         """Carry out one step. False means the row was handed off (parked or released)."""
