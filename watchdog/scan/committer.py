@@ -28,6 +28,7 @@ from watchdog.audit import AuditEvent
 from watchdog.clock import Clock
 from watchdog.db import TransactionRunner
 from watchdog.models import Action, Authorization
+from watchdog.scan.known import ActionFacts, KnownRows, facts_of
 from watchdog.scan.writes import Intent, RowWrite
 
 log = logging.getLogger("watchdog.scan")
@@ -53,6 +54,7 @@ class GroupCommitter:
         self.engine = engine
         self.clock = clock
         self.transactions = TransactionRunner(engine)
+        self.known = KnownRows()
         self._pending: list[tuple[RowWrite, asyncio.Future[None]]] = []
         self._writer: asyncio.Task[None] | None = None
 
@@ -61,6 +63,18 @@ class GroupCommitter:
         if self._writer is not None and not self._writer.done():
             await asyncio.wait([self._writer])
         await self.transactions.aclose()
+
+    async def claim(
+        self, worker: str, now: dt.datetime, lease: dt.timedelta, limit: int
+    ) -> list[Authorization]:
+        """Lease due rows (``store.claim_due``) and learn their actions and open alerts."""
+
+        def claim_and_learn(session: Session) -> list[Authorization]:
+            rows = store.claim_due_in(session, worker, now, lease, limit)
+            self.known.load(session, [r.id for r in rows])
+            return rows
+
+        return await self.transactions.run(claim_and_learn)
 
     async def commit(self, write: RowWrite) -> None:
         """Write ``write`` together with whatever other rows are ready; raise what refused
@@ -76,7 +90,10 @@ class GroupCommitter:
             group, self._pending = self._pending, []
             writes = [w for w, _ in group]
             try:
-                failures = await write_rows(self.transactions, writes, self.clock.now())
+                failures = await write_rows(
+                    self.transactions, writes, self.clock.now(), self.known
+                )
+                self.known.committed(w for w, f in zip(writes, failures, strict=True) if f is None)
             except BaseException as exc:  # noqa: BLE001 - handed to every waiting row
                 failures = [exc] * len(group)
             for (write, done), failure in zip(group, failures, strict=True):
@@ -91,12 +108,17 @@ class GroupCommitter:
 
 
 async def write_rows(
-    transactions: TransactionRunner, writes: Sequence[RowWrite], now: dt.datetime
+    transactions: TransactionRunner,
+    writes: Sequence[RowWrite],
+    now: dt.datetime,
+    known: KnownRows,
 ) -> list[BaseException | None]:
     """Write ``writes``; for each, None or what refused it. ``now`` stamps the audit rows."""
     if len(writes) > 1:
         try:
-            await transactions.run(partial(apply, writes=writes, now=now, strict=False))
+            await transactions.run(
+                partial(apply, writes=writes, now=now, known=known, strict=False)
+            )
             return [None] * len(writes)
         except Exception as exc:  # noqa: BLE001 - retried row by row below
             log.debug(
@@ -106,20 +128,29 @@ async def write_rows(
     failures: list[BaseException | None] = []
     for write in writes:
         try:
-            await transactions.run(partial(apply, writes=[write], now=now, strict=True))
+            await transactions.run(
+                partial(apply, writes=[write], now=now, known=known, strict=True)
+            )
             failures.append(None)
         except Exception as exc:  # noqa: BLE001 - this row's failure, not the others'
             failures.append(exc)
     return failures
 
 
-def apply(session: Session, writes: Sequence[RowWrite], now: dt.datetime, *, strict: bool) -> None:
+def apply(
+    session: Session,
+    writes: Sequence[RowWrite],
+    now: dt.datetime,
+    known: KnownRows,
+    *,
+    strict: bool,
+) -> None:
     """Apply every write in the caller's transaction: guarded updates first, so nothing
     else of a refused row is written. ``strict`` (one row) raises its TransitionError;
     otherwise any refusal raises GuardShortfall and the caller rolls the group back."""
     _guarded_updates(session, writes, strict=strict)
     _releases(session, [w for w in writes if w.release])
-    intent_events = _intents(session, [w for w in writes if w.intent is not None])
+    intent_events = _intents(session, [w for w in writes if w.intent is not None], known)
     _action_updates(session, writes)
     events: list[AuditEvent] = []
     for write in writes:
@@ -132,7 +163,12 @@ def apply(session: Session, writes: Sequence[RowWrite], now: dt.datetime, *, str
             raise_alert(session)
     resolve_alerts_many(
         session,
-        [(w.row.id, kinds, reason) for w in writes for kinds, reason in w.resolutions],
+        [
+            (w.row.id, kinds, reason)
+            for w in writes
+            if known.may_have_alerts(w.row.id)
+            for kinds, reason in w.resolutions
+        ],
         now,
         writes[0].worker,
     )
@@ -204,45 +240,48 @@ def _releases(session: Session, writes: Sequence[RowWrite]) -> None:
     )
 
 
-def _intents(session: Session, writes: Sequence[RowWrite]) -> dict[RowWrite, AuditEvent]:
+def _intents(
+    session: Session, writes: Sequence[RowWrite], known: KnownRows
+) -> dict[RowWrite, AuditEvent]:
     """Choose each intent's action row (reusing a retryable one with the same amount, so
     the same idempotency key goes out again), write it, and build its audit event."""
     if not writes:
         return {}
-    existing: dict[tuple[int, str, int], list[Any]] = defaultdict(list)
-    for found in session.execute(
-        select(
-            ACTIONS.c.authorization_id,
-            ACTIONS.c.kind,
-            ACTIONS.c.seq,
-            ACTIONS.c.attempt,
-            ACTIONS.c.status,
-            ACTIONS.c.amount,
-            ACTIONS.c.final,
-            ACTIONS.c.idempotency_key,
-            ACTIONS.c.sends,
-            ACTIONS.c.recoveries,
-            ACTIONS.c.id,
-        ).where(ACTIONS.c.authorization_id.in_([w.row.id for w in writes]))
-    ):
-        existing[(found.authorization_id, found.kind, found.seq)].append(found)
+    earlier: dict[int, list[ActionFacts]] = {}
+    unknown = []
+    for write in writes:
+        facts = known.actions_of(write.row.id)
+        if facts is None:
+            unknown.append(write.row.id)
+        else:
+            earlier[write.row.id] = facts
+    if unknown:
+        for found in session.execute(
+            select(ACTIONS).where(ACTIONS.c.authorization_id.in_(unknown))
+        ):
+            earlier.setdefault(found.authorization_id, []).append(facts_of(found))
     inserts: list[dict[str, Any]] = []
     events: dict[RowWrite, AuditEvent] = {}
     for write in writes:
         intent = write.intent
         assert intent is not None
-        earlier = existing[(write.row.id, intent.kind.value, intent.seq)]
+        same = [
+            a
+            for a in earlier.get(write.row.id, [])
+            if a.kind == intent.kind.value and a.seq == intent.seq
+        ]
         retryable = max(
-            (a for a in earlier if a.status == "retryable"),
+            (a for a in same if a.status == "retryable"),
             key=lambda a: a.attempt,
             default=None,
         )
         if retryable is not None and retryable.amount == intent.amount:
             session.connection().execute(
-                update(ACTIONS).where(ACTIONS.c.id == retryable.id).values(status="pending")
+                update(ACTIONS)
+                .where(ACTIONS.c.idempotency_key == retryable.idempotency_key)
+                .values(status="pending")
             )
             action = Action(
-                id=retryable.id,
                 authorization_id=write.row.id,
                 kind=intent.kind.value,
                 seq=intent.seq,
@@ -257,7 +296,7 @@ def _intents(session: Session, writes: Sequence[RowWrite]) -> dict[RowWrite, Aud
                 created_at=intent.created_at,
             )
         else:
-            attempt = max((a.attempt for a in earlier), default=0) + 1
+            attempt = max((a.attempt for a in same), default=0) + 1
             values = new_action(write.row.id, intent, attempt)
             inserts.append(values)
             action = Action(**values)

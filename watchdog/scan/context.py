@@ -130,6 +130,7 @@ class ScanContext:
         now: dt.datetime,
     ) -> None:
         """Raise an alert about ``row`` in the caller's transaction (the outbox)."""
+        self.committer.known.alert_raised(row.id)
         raise_alert(
             session,
             kind,

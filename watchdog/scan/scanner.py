@@ -7,11 +7,9 @@ import datetime as dt
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable, Mapping
-from functools import partial
 
 from sqlalchemy import Engine
 
-from watchdog import store
 from watchdog.clock import Clock
 from watchdog.config import Config
 from watchdog.domain import ActionKind, ProviderName
@@ -114,6 +112,7 @@ class Scanner:
         report = PassReport(started_at=ctx.clock.now())
         ctx.actions_this_pass = {}
         ctx.forget_pauses()
+        ctx.committer.known.forget()
         ctx.last_pass_end = previous_pass_end(ctx.engine)
         pass_id = record_pass_start(ctx.engine, ctx.worker, report.started_at, ctx.dry_run)
         claimed = ClaimQueue(self, report)
@@ -256,14 +255,11 @@ class ClaimQueue:
 
     async def _claim(self) -> None:
         ctx = self.scanner.ctx
-        rows = await ctx.committer.transactions.run(
-            partial(
-                store.claim_due_in,
-                worker=ctx.worker,
-                now=ctx.clock.now(),
-                lease=ctx.config.scheduler.lease,
-                limit=ctx.config.scheduler.batch_size,
-            )
+        rows = await ctx.committer.claim(
+            ctx.worker,
+            ctx.clock.now(),
+            ctx.config.scheduler.lease,
+            ctx.config.scheduler.batch_size,
         )
         fresh = [r for r in rows if r.id not in self.seen]
         for row in rows:
