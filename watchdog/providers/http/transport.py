@@ -57,7 +57,7 @@ def make_http_client(max_connections: int = 256) -> httpx.AsyncClient:
         max_connections=max_connections, max_keepalive_connections=max_connections
     )
     transport = httpx_aiohttp.AiohttpTransport(limits=limits)
-    return StatelessClient(transport=transport, follow_redirects=False)
+    return StatelessClient(transport=transport)
 
 
 class NoCookies(httpx.Cookies):
@@ -79,6 +79,10 @@ class StatelessClient(httpx.AsyncClient):
     """
 
     _no_cookies = NoCookies()
+
+    def __init__(self, transport: httpx.AsyncBaseTransport) -> None:
+        super().__init__(transport=transport, follow_redirects=False)
+        self.transport = transport
 
     @property
     def cookies(self) -> httpx.Cookies:
@@ -293,12 +297,30 @@ def transport_failure(ctx: CallContext, exc: BaseException) -> ProviderResult:
     )
 
 
+async def _send(client: httpx.AsyncClient, request: httpx.Request) -> httpx.Response:
+    """Send and read the whole answer.
+
+    Our own client goes straight to its transport: with redirects off and no cookie jar
+    or auth, ``AsyncClient.send`` only adds layers (a fifth of a call's CPU time,
+    measured). Any other client (tests inject mocks) is used as it is.
+    """
+    if not isinstance(client, StatelessClient):
+        return await client.send(request)
+    response = await client.transport.handle_async_request(request)
+    response.request = request
+    try:
+        await response.aread()
+    finally:
+        await response.aclose()
+    return response
+
+
 async def exchange(
     client: httpx.AsyncClient, request: httpx.Request, ctx: CallContext
 ) -> Answer | ProviderResult:
     """Send ``request``; return the Answer, or a ProviderResult when no complete answer came."""
     try:
-        response = await client.send(request)
+        response = await _send(client, request)
     except (httpx.RequestError, aiohttp.ClientError, TimeoutError, OSError) as exc:
         return transport_failure(ctx, exc)
     try:
