@@ -141,8 +141,14 @@ def main() -> None:
                 finally:
                     engine.dispose()
             big, small = results[sizes[-1]], results[sizes[0]]
-            report.goal(f"{backend} {sizes[-1]:,}: selection vs full scan",
-                        big["speedup"], 100)
+            if sizes[-1] >= 1_000_000:
+                report.goal(f"{backend} {sizes[-1]:,}: selection vs full scan",
+                            big["speedup"], 100)
+            else:  # the goal is set at 1M rows; a smaller table scans too fast to show it
+                report.figure(f"{backend}_speedup_{sizes[-1]}", big["speedup"],
+                              f"  {backend} {sizes[-1]:,}: selection vs full scan "
+                              f"{big['speedup']:.1f}x (the ≥ 100x goal is at 1,000,000 rows: "
+                              "full run)")
             report.goal(f"{backend} {sizes[-1]:,} selection / {sizes[0]:,} selection",
                         big["select_ms"] / small["select_ms"], 2, higher=False)
             report.figure(f"{backend}_claim_ratio", big["claim_ms"] / small["claim_ms"],

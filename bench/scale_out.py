@@ -56,7 +56,10 @@ def run_workers(url: str, sandbox: SandboxProcess, k: int, concurrency: int,
     """Start ``k`` workers, release them together, collect their JSON reports."""
     procs = [subprocess.Popen(
         [sys.executable, "-m", "bench.worker", "--url", url, "--sandbox", sandbox.url,
-         "--concurrency", str(concurrency), "--worker", f"w{i}"],
+         "--concurrency", str(concurrency), "--worker", f"w{i}",
+         # Batches of twice the rows in flight: small enough that the backlog is shared
+         # evenly, large enough that claiming is a small part of the work.
+         "--batch-size", str(2 * concurrency)],
         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True) for i in range(k)]
     try:
         for p in procs:
@@ -95,7 +98,8 @@ def measure(new_db: Any, sandbox: SandboxProcess, k: int, n: int, concurrency: i
     wall = max(r["ended"] for r in results) - min(r["started"] for r in results)
     ledger = [e for e in sandbox.ledger() if e["operation"] == "capture"]
     per_order = Counter((e["provider"], e["order_id"]) for e in ledger)
-    out = {"workers": k, "in_flight_per_worker": concurrency, "rows": n, "seconds": round(wall, 2), "per_second": round(n / wall, 1),
+    out = {"workers": k, "in_flight_per_worker": concurrency, "rows": n,
+           "seconds": round(wall, 2), "per_second": round(n / wall, 1),
            "claimed": [r["claimed"] for r in results],
            "errors": sum(r["errors"] for r in results),
            "orders_captured": len(per_order),
@@ -105,7 +109,8 @@ def measure(new_db: Any, sandbox: SandboxProcess, k: int, n: int, concurrency: i
            "postgres_cpu_share": round(pg_cpu / wall, 2),
            "loadavg_1m": round(os.getloadavg()[0], 2)}
     out["exactly_once"] = out["orders_captured"] == n and out["double_captures"] == 0
-    print(f"  {k} worker(s) x {concurrency}: {n:,} rows in {wall:.1f}s = {n / wall:6.1f}/s; claimed per worker "
+    print(f"  {k} worker(s) x {concurrency}: {n:,} rows in {wall:.1f}s = {n / wall:6.1f}/s; "
+          f"claimed per worker "
           f"{out['claimed']}; captured {len(per_order):,} orders, double captures "
           f"{out['double_captures']}; CPU: workers {out['worker_cpu_share']:.0%}, "
           f"sandbox {out['sandbox_cpu_share']:.0%}, PostgreSQL {out['postgres_cpu_share']:.0%} "
@@ -115,7 +120,7 @@ def measure(new_db: Any, sandbox: SandboxProcess, k: int, n: int, concurrency: i
 
 def main() -> None:
     args = parse_args(__doc__.splitlines()[0], _extra)
-    n = args.rows or (300 if args.quick else 3000)
+    n = args.rows or (600 if args.quick else 3000)
     report = Report("scale_out", args.quick)
     print(f"scale-out on PostgreSQL: backlog of {n:,} due authorizations, sandbox "
           f"{LATENCY * 1000:.0f} ms in its own process")

@@ -86,6 +86,7 @@ class Authorization(Base):
         Index(
             "ix_authorizations_due",
             "next_action_at",
+            "id",  # the claim's ORDER BY: read n entries and stop, no sort
             postgresql_where=text("next_action_at IS NOT NULL"),
             sqlite_where=text("next_action_at IS NOT NULL"),
         ),
