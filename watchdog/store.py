@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, and_, or_, select, update
+from sqlalchemy import Engine, and_, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from watchdog import audit
@@ -234,6 +234,7 @@ def claim_due_in(
         .limit(limit)
     )
     if session.get_bind().dialect.name == "postgresql":
+        read_due_in_index_order(session)
         due = due.with_for_update(skip_locked=True)
     ids = list(session.scalars(due))
     if not ids:
@@ -253,6 +254,24 @@ def claim_due_in(
             select(Authorization)
             .where(Authorization.id.in_(ids))
             .order_by(Authorization.deadline, Authorization.id)
+        )
+    )
+
+
+def read_due_in_index_order(session: Session) -> None:
+    """Make PostgreSQL read due rows in the due index's order and stop at the LIMIT, for
+    the rest of the caller's transaction.
+
+    Rows due "now" sit at the edge of ``next_action_at``'s histogram, so the planner
+    guesses a handful where there are thousands and prefers a bitmap scan that sorts
+    every due row: the cost then follows the backlog, not the batch (measured: 1.9 ms
+    at 100k rows, as slow as reading the whole table). Without bitmap scans and with
+    sorting priced out, the ordered index scan is the plan whatever the estimate.
+    """
+    session.execute(
+        text(
+            "SELECT set_config('enable_bitmapscan', 'off', true), "
+            "set_config('enable_sort', 'off', true)"
         )
     )
 

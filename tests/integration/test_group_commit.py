@@ -1,0 +1,149 @@
+"""Group commit on real SQLite and PostgreSQL: rows written together still stand or fall
+alone, and what a claim learns about its rows keeps group writes from asking again."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+
+from sqlalchemy import Engine, func, select, update
+
+from watchdog import audit, service, store
+from watchdog.alerting import AlertKind, Severity, raise_alert
+from watchdog.clock import FrozenClock
+from watchdog.config import Config
+from watchdog.db import transaction
+from watchdog.domain import ActionKind, State
+from watchdog.errors import TransitionError
+from watchdog.models import Action, Alert, Authorization
+from watchdog.scan.committer import GroupCommitter
+from watchdog.scan.writes import Intent, RowWrite
+
+DAY = dt.timedelta(days=1)
+LEASE = dt.timedelta(minutes=5)
+
+
+def _register(engine: Engine, config: Config, clock: FrozenClock, order_id: str) -> int:
+    result = service.register(engine, config, {
+        "provider": "clearpay", "order_id": order_id, "amount": 5000, "currency": "GBP",
+        "authorized_at": (clock.now() - 12 * DAY - dt.timedelta(hours=1)).isoformat(),
+    }, actor="test", clock=clock)
+    return result.authorization.id
+
+
+def _stamp(row: Authorization, now: dt.datetime, note: str) -> RowWrite:
+    write = RowWrite(row=row, worker="w1", now=now)
+    write.update([State(row.state)], {"last_error": note, "updated_at": now})
+    write.events.append(audit.about(row, "test:row:stamp", "w1", detail={"note": note}))
+    return write
+
+
+def _claim(engine: Engine, committer: GroupCommitter, clock: FrozenClock) -> list[Authorization]:
+    return asyncio.run(committer.claim("w1", clock.now(), LEASE, 10))
+
+
+def test_a_refused_row_does_not_take_the_rows_written_with_it(
+        engine: Engine, config: Config, clock: FrozenClock) -> None:
+    ids = [_register(engine, config, clock, f"g{i}") for i in range(3)]
+    committer = GroupCommitter(engine, clock)
+    rows = {r.id: r for r in _claim(engine, committer, clock)}
+    assert set(rows) == set(ids)
+    # Another worker takes the middle row over (its lease ran out): our write must lose.
+    with transaction(engine) as s:
+        s.execute(update(Authorization).where(Authorization.id == ids[1])
+                  .values(claimed_by="w2", generation=Authorization.generation + 1))
+    writes = [_stamp(rows[i], clock.now(), f"note {i}") for i in ids]
+
+    async def commit_all() -> list[BaseException | None]:
+        try:
+            return await asyncio.gather(*(committer.commit(w) for w in writes),
+                                        return_exceptions=True)
+        finally:
+            await committer.aclose()
+
+    results = asyncio.run(commit_all())
+    assert results[0] is None and results[2] is None
+    refused = results[1]
+    assert isinstance(refused, TransitionError)
+    assert "lease lost: now held by w2" in refused.reason
+    assert rows[ids[1]].last_error is None  # the refused row got its old values back
+    with transaction(engine) as s:
+        notes = dict(s.execute(select(Authorization.id, Authorization.last_error)).all())
+        stamped = s.scalars(select(Authorization.id).join(
+            audit.AuditRow, audit.AuditRow.authorization_id == Authorization.id)
+            .where(audit.AuditRow.event == "test:row:stamp")).all()
+    assert notes == {ids[0]: f"note {ids[0]}", ids[1]: None, ids[2]: f"note {ids[2]}"}
+    assert sorted(stamped) == [ids[0], ids[2]]
+    audit.verify(engine)
+
+
+def test_intents_written_together_get_their_own_keys_and_a_retry_reuses_its_key(
+        engine: Engine, config: Config, clock: FrozenClock) -> None:
+    ids = [_register(engine, config, clock, f"k{i}") for i in range(2)]
+    # The second authorization already has a retryable capture of 5000 (attempt 1).
+    with transaction(engine) as s:
+        s.add(Action(authorization_id=ids[1], kind="capture", seq=1, attempt=1,
+                     idempotency_key=f"ew-{ids[1]}-capture1-a1", amount=5000, final=True,
+                     status="retryable", sends=1, recoveries=0, actor="w0",
+                     created_at=clock.now()))
+    committer = GroupCommitter(engine, clock)
+    rows = {r.id: r for r in _claim(engine, committer, clock)}
+    writes = []
+    for row_id in ids:
+        write = RowWrite(row=rows[row_id], worker="w1", now=clock.now())
+        write.update([State.AUTHORIZED], {"state": State.CAPTURING.value})
+        write.intent = Intent(ActionKind.CAPTURE, 1, 5000, True, "w1", clock.now(),
+                              lambda a: audit.about(rows[a.authorization_id], "test:capture:intent",
+                                                    "w1", idempotency_key=a.idempotency_key))
+        writes.append(write)
+
+    async def commit_all() -> None:
+        try:
+            await asyncio.gather(*(committer.commit(w) for w in writes))
+        finally:
+            await committer.aclose()
+
+    asyncio.run(commit_all())
+    keys = [w.intent.action.idempotency_key for w in writes if w.intent and w.intent.action]
+    assert keys == [f"ew-{ids[0]}-capture1-a1", f"ew-{ids[1]}-capture1-a1"]
+    with transaction(engine) as s:
+        statuses = dict(s.execute(select(Action.idempotency_key, Action.status)).all())
+        logged = s.scalars(select(audit.AuditRow.idempotency_key)
+                           .where(audit.AuditRow.event == "test:capture:intent")).all()
+    assert statuses == {keys[0]: "pending", keys[1]: "pending"}
+    assert sorted(logged) == sorted(keys)
+
+
+def test_a_settled_row_resolves_the_alert_its_claim_saw(
+        engine: Engine, config: Config, clock: FrozenClock) -> None:
+    quiet, loud = (_register(engine, config, clock, f"a{i}") for i in range(2))
+    with transaction(engine) as s:
+        raise_alert(s, AlertKind.DEADLINE_APPROACHING, Severity.WARNING, "open", {}, clock.now(),
+                    "test", authorization_id=loud, provider="clearpay")
+    committer = GroupCommitter(engine, clock)
+    rows = {r.id: r for r in _claim(engine, committer, clock)}
+    assert not committer.known.may_have_alerts(quiet)
+    assert committer.known.may_have_alerts(loud)
+    writes = []
+    for row_id in (quiet, loud):
+        write = RowWrite(row=rows[row_id], worker="w1", now=clock.now())
+        write.update([State.AUTHORIZED], {"state": State.CANCELED.value, "next_action_at": None,
+                                          "claimed_by": None, "claimed_until": None})
+        write.resolve("canceled by the test")
+        writes.append(write)
+
+    async def commit_all() -> None:
+        try:
+            await asyncio.gather(*(committer.commit(w) for w in writes))
+        finally:
+            await committer.aclose()
+
+    asyncio.run(commit_all())
+    with transaction(engine) as s:
+        firing = s.scalar(select(func.count()).select_from(Alert).where(Alert.status == "firing"))
+        resolved = s.scalars(select(audit.AuditRow.authorization_id)
+                             .where(audit.AuditRow.event.like("alert:%:resolve"))).all()
+        states = set(s.scalars(select(Authorization.state)))
+    assert firing == 0 and resolved == [loud] and states == {"canceled"}
+    assert store.claim_due(engine, "w1", clock.now() + DAY, LEASE, 10) == []
+    audit.verify(engine)
