@@ -17,7 +17,7 @@ import sys
 import time
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import Engine, event
 
 from bench.common import config_for
 from watchdog.clock import SYSTEM_CLOCK
@@ -45,8 +45,10 @@ def one_pass(url: str, base_urls: dict[str, str], concurrency: int, batch_size: 
     def on_commit(*_: Any) -> None:
         counts["commits"] += 1
 
-    event.listen(engine, "before_cursor_execute", on_execute)
-    event.listen(engine, "commit", on_commit)
+    # On every engine of the process: on PostgreSQL the scan writes through an asyncio
+    # engine of its own (``watchdog.db.TransactionRunner``).
+    event.listen(Engine, "before_cursor_execute", on_execute)
+    event.listen(Engine, "commit", on_commit)
 
     async def run() -> dict[str, Any]:
         async with scanner_runtime(config, engine, SYSTEM_CLOCK, worker=worker) as runtime:
@@ -64,6 +66,8 @@ def one_pass(url: str, base_urls: dict[str, str], concurrency: int, batch_size: 
     try:
         return asyncio.run(run())
     finally:
+        event.remove(Engine, "before_cursor_execute", on_execute)
+        event.remove(Engine, "commit", on_commit)
         engine.dispose()
 
 

@@ -62,8 +62,14 @@ def about(row: Authorization, event: str, actor: str, **fields: Any) -> AuditEve
     )
 
 
+# One encoder for every row: ``json.dumps`` with options builds a new one per call, which
+# was a fifth of an append's time. Same class, same options: the same bytes, so chains
+# written before still verify.
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), default=str)
+
+
 def _canonical(row: dict[str, Any]) -> str:
-    return json.dumps(row, sort_keys=True, separators=(",", ":"), default=str)
+    return _CANONICAL.encode(row)
 
 
 def _row_payload(recorded_at: dt.datetime, ev: AuditEvent, detail_json: str) -> dict[str, Any]:

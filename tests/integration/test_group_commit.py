@@ -5,17 +5,20 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+from typing import Any
 
 from sqlalchemy import Engine, func, select, update
 
 from watchdog import audit, service, store
 from watchdog.alerting import AlertKind, Severity, raise_alert
 from watchdog.clock import FrozenClock
-from watchdog.config import Config
+from watchdog.config import Config, parse_config
 from watchdog.db import transaction
-from watchdog.domain import ActionKind, State
+from watchdog.domain import ActionKind, ProviderName, State
 from watchdog.errors import TransitionError
 from watchdog.models import Action, Alert, Authorization
+from watchdog.providers.fake import FakeProvider
+from watchdog.scan import Scanner
 from watchdog.scan.committer import GroupCommitter
 from watchdog.scan.writes import Intent, RowWrite
 
@@ -146,4 +149,36 @@ def test_a_settled_row_resolves_the_alert_its_claim_saw(
         states = set(s.scalars(select(Authorization.state)))
     assert firing == 0 and resolved == [loud] and states == {"canceled"}
     assert store.claim_due(engine, "w1", clock.now() + DAY, LEASE, 10) == []
+    audit.verify(engine)
+
+
+def test_a_stopped_pass_gives_back_the_rows_it_claimed_but_did_not_start(
+        engine: Engine, db_url: str, clock: FrozenClock) -> None:
+    config = parse_config({"database": {"url": db_url},
+                           "scheduler": {"concurrency": 2, "batch_size": 6}}, environ={})
+    ids = [_register(engine, config, clock, f"s{i}") for i in range(10)]
+    fake = FakeProvider(ProviderName.CLEARPAY)
+    for i in range(10):
+        fake.add(f"s{i}", 5000)
+
+    async def no_sleep(_: float) -> None:
+        return None
+
+    scanner = Scanner(engine, config, {ProviderName.CLEARPAY: fake}, clock, "w1", sleep=no_sleep)
+    original = fake.capture
+
+    async def capture_then_stop(*args: Any, **kwargs: Any) -> Any:
+        scanner.stop()  # SIGTERM while the first captures are out
+        return await original(*args, **kwargs)
+
+    fake.capture = capture_then_stop  # type: ignore[method-assign]
+    report = asyncio.run(scanner.run_pass())
+    with transaction(engine) as s:
+        rows = s.execute(select(Authorization.id, Authorization.state, Authorization.claimed_by)
+                         .where(Authorization.id.in_(ids))).all()
+    captured = [r.id for r in rows if r.state == State.CAPTURED]
+    assert 1 <= len(captured) <= 2  # the rows in flight finish
+    assert len(fake.ledger) == len(captured)
+    assert report.claimed == len(captured)
+    assert [r.id for r in rows if r.claimed_by is not None] == []  # nothing left leased
     audit.verify(engine)
