@@ -37,3 +37,28 @@ def test_the_fast_schema_check_knows_the_newest_migration(tmp_path: object) -> N
         assert schema.is_at_head(engine)
     finally:
         engine.dispose()
+
+
+def test_partial_indexes_keep_their_where_clause(db_url: str) -> None:
+    """The models leave the WHERE out (it would load both dialect packages at import);
+    the migrated database must still have every partial index with its WHERE."""
+    import re
+
+    from sqlalchemy import text
+
+    from watchdog.models import PARTIAL_INDEXES
+
+    engine = make_engine(db_url)
+    try:
+        migrate.upgrade(engine)
+        query = ("SELECT sql FROM sqlite_master WHERE type = 'index' AND name = :name"
+                 if engine.dialect.name == "sqlite"
+                 else "SELECT indexdef FROM pg_indexes WHERE indexname = :name")
+        with engine.connect() as conn:
+            for name, where in PARTIAL_INDEXES.items():
+                ddl = conn.execute(text(query), {"name": name}).scalar_one()
+                assert " WHERE " in ddl.upper(), (name, ddl)
+                for word in set(re.findall(r"[a-z_]+", where)) - {"in", "is", "not", "null"}:
+                    assert word in ddl, (name, word, ddl)
+    finally:
+        engine.dispose()
