@@ -41,6 +41,18 @@ def _stamp(row: Authorization, now: dt.datetime, note: str) -> RowWrite:
     return write
 
 
+def _commit_together(committer: GroupCommitter, writes: list[RowWrite]) -> list[Any]:
+    """Commit ``writes`` at once (one group); each one's exception, or None."""
+    async def commit_all() -> list[Any]:
+        try:
+            return await asyncio.gather(*(committer.commit(w) for w in writes),
+                                        return_exceptions=True)
+        finally:
+            await committer.aclose()
+
+    return asyncio.run(commit_all())
+
+
 def _claim(engine: Engine, committer: GroupCommitter, clock: FrozenClock) -> list[Authorization]:
     return asyncio.run(committer.claim("w1", clock.now(), LEASE, 10))
 
@@ -57,14 +69,7 @@ def test_a_refused_row_does_not_take_the_rows_written_with_it(
                   .values(claimed_by="w2", generation=Authorization.generation + 1))
     writes = [_stamp(rows[i], clock.now(), f"note {i}") for i in ids]
 
-    async def commit_all() -> list[BaseException | None]:
-        try:
-            return await asyncio.gather(*(committer.commit(w) for w in writes),
-                                        return_exceptions=True)
-        finally:
-            await committer.aclose()
-
-    results = asyncio.run(commit_all())
+    results = _commit_together(committer, writes)
     assert results[0] is None and results[2] is None
     refused = results[1]
     assert isinstance(refused, TransitionError)
@@ -100,13 +105,7 @@ def test_intents_written_together_get_their_own_keys_and_a_retry_reuses_its_key(
                                                     "w1", idempotency_key=a.idempotency_key))
         writes.append(write)
 
-    async def commit_all() -> None:
-        try:
-            await asyncio.gather(*(committer.commit(w) for w in writes))
-        finally:
-            await committer.aclose()
-
-    asyncio.run(commit_all())
+    assert _commit_together(committer, writes) == [None, None]
     keys = [w.intent.action.idempotency_key for w in writes if w.intent and w.intent.action]
     assert keys == [f"ew-{ids[0]}-capture1-a1", f"ew-{ids[1]}-capture1-a1"]
     with transaction(engine) as s:
@@ -135,13 +134,7 @@ def test_a_settled_row_resolves_the_alert_its_claim_saw(
         write.resolve("canceled by the test")
         writes.append(write)
 
-    async def commit_all() -> None:
-        try:
-            await asyncio.gather(*(committer.commit(w) for w in writes))
-        finally:
-            await committer.aclose()
-
-    asyncio.run(commit_all())
+    assert _commit_together(committer, writes) == [None, None]
     with transaction(engine) as s:
         firing = s.scalar(select(func.count()).select_from(Alert).where(Alert.status == "firing"))
         resolved = s.scalars(select(audit.AuditRow.authorization_id)
