@@ -100,19 +100,22 @@ def append(session: Session, events: Sequence[AuditEvent], now: dt.datetime) -> 
 
     Rows go in with one bulk INSERT (no ORM objects: building them was most of the cost).
     On PostgreSQL an advisory lock, held until commit, serialises appends so the chain
-    stays linear across workers; SQLite's write lock does the same.
+    stays linear across workers (``audit_log_head`` takes it and reads the head in one
+    call); SQLite's write lock does the same.
     """
     if not events:
         return 0
-    bind = session.get_bind()
-    if bind.dialect.name == "postgresql":
-        session.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": _PG_AUDIT_LOCK})
-    prev = (
-        session.connection()
-        .execute(select(AUDIT_LOG.c.hash).order_by(AUDIT_LOG.c.id.desc()).limit(1))
-        .scalar_one_or_none()
-        or GENESIS
-    )
+    connection = session.connection()
+    if connection.dialect.name == "postgresql":
+        # The lock and the head in one round trip (migration 0004).
+        head = connection.execute(
+            text("SELECT audit_log_head(:k)"), {"k": _PG_AUDIT_LOCK}
+        ).scalar_one()
+    else:
+        head = connection.execute(
+            select(AUDIT_LOG.c.hash).order_by(AUDIT_LOG.c.id.desc()).limit(1)
+        ).scalar_one_or_none()
+    prev = head or GENESIS
     rows: list[dict[str, Any]] = []
     for ev in events:
         payload = _row_payload(now, ev, _canonical(ev.detail))
@@ -122,7 +125,7 @@ def append(session: Session, events: Sequence[AuditEvent], now: dt.datetime) -> 
         prev = digest
     # Core, not the ORM's bulk insert: that one splits the rows by which columns are
     # None and sent most of them one INSERT each.
-    session.connection().execute(AUDIT_LOG.insert(), rows)
+    connection.execute(AUDIT_LOG.insert(), rows)
     return len(rows)
 
 
