@@ -106,7 +106,7 @@ def run_once(new_db: Any, sandbox: SandboxProcess, backend: str, n: int, concurr
 
 def main() -> None:
     args = parse_args(__doc__.splitlines()[0], _extra)
-    n = args.rows or (600 if args.quick else 2000)
+    n = args.rows or (1000 if args.quick else 2000)
     n_seq = 20 if args.quick else 100
     report = Report("capture_throughput", args.quick)
     print(f"capture throughput: sandbox latency {LATENCY * 1000:.0f} ms in its own process")
