@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from functools import partial
 from typing import Any, cast
 
-from sqlalchemy import Engine, Table, Update, bindparam, literal_column, select, update
+from sqlalchemy import Engine, Table, Update, bindparam, literal_column, update
 from sqlalchemy.orm import Session
 
 from watchdog import audit, store
@@ -28,7 +28,7 @@ from watchdog.audit import AuditEvent
 from watchdog.clock import Clock
 from watchdog.db import TransactionRunner
 from watchdog.models import Action, Authorization
-from watchdog.scan.known import ActionFacts, KnownRows, facts_of
+from watchdog.scan.known import KnownRows
 from watchdog.scan.writes import Intent, RowWrite
 
 log = logging.getLogger("watchdog.scan")
@@ -51,7 +51,6 @@ class GroupCommitter:
     """
 
     def __init__(self, engine: Engine, clock: Clock) -> None:
-        self.engine = engine
         self.clock = clock
         self.transactions = TransactionRunner(engine)
         self.known = KnownRows()
@@ -247,19 +246,8 @@ def _intents(
     the same idempotency key goes out again), write it, and build its audit event."""
     if not writes:
         return {}
-    earlier: dict[int, list[ActionFacts]] = {}
-    unknown = []
-    for write in writes:
-        facts = known.actions_of(write.row.id)
-        if facts is None:
-            unknown.append(write.row.id)
-        else:
-            earlier[write.row.id] = facts
-    if unknown:
-        for found in session.execute(
-            select(ACTIONS).where(ACTIONS.c.authorization_id.in_(unknown))
-        ):
-            earlier.setdefault(found.authorization_id, []).append(facts_of(found))
+    # Rows claimed in this pass are known; any other is read here, the same way.
+    known.load(session, [w.row.id for w in writes if known.actions_of(w.row.id) is None])
     inserts: list[dict[str, Any]] = []
     events: dict[RowWrite, AuditEvent] = {}
     for write in writes:
@@ -267,7 +255,7 @@ def _intents(
         assert intent is not None
         same = [
             a
-            for a in earlier.get(write.row.id, [])
+            for a in known.actions_of(write.row.id) or []
             if a.kind == intent.kind.value and a.seq == intent.seq
         ]
         retryable = max(
