@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -93,11 +95,19 @@ def test_bad_arguments_are_refused_with_a_reason(args: tuple[str, ...], message:
 
 
 def test_without_dry_run_it_needs_root() -> None:
-    """Run as an unprivileged user (root drops to nobody with setpriv first)."""
-    prefix = []
-    if os.geteuid() == 0:
-        prefix = [require_binary("setpriv"), "--reuid=65534", "--regid=65534", "--clear-groups"]
-    result = run([*prefix, require_binary("bash"), INSTALL, "--version", "0.1.0"], cwd="/")
+    """Run as an unprivileged user (root drops to nobody with setpriv first).
+
+    ``deploy/`` is copied to a directory of its own that nobody may read: the clone may
+    sit in a private directory (``mktemp -d`` makes one) that nobody cannot enter.
+    """
+    with tempfile.TemporaryDirectory() as shared:
+        Path(shared).chmod(0o755)
+        script = Path(shutil.copytree(DEPLOY, Path(shared) / "deploy")) / INSTALL.name
+        prefix = []
+        if os.geteuid() == 0:
+            prefix = [require_binary("setpriv"), "--reuid=65534", "--regid=65534",
+                      "--clear-groups"]
+        result = run([*prefix, require_binary("bash"), script, "--version", "0.1.0"], cwd="/")
     assert result.returncode != 0
     assert "run as root" in result.stderr
     assert not commands(result.stdout)
