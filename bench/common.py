@@ -41,6 +41,9 @@ CURRENCY = {"smartpay": "JPY", "jpmmps": "EUR", "flitt": "GEL", "clearpay": "GBP
 WINDOW = {"smartpay": 7, "jpmmps": 5, "flitt": 5, "clearpay": 13}  # days, the defaults
 AMOUNT = 10_000  # the sandbox's auto-created order amount
 NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
+# The audit chain's MAC key (watchdog.anchor): a throwaway PostgreSQL database has no file to
+# keep one beside; the benchmark's subprocesses inherit it.
+os.environ.setdefault("WATCHDOG_AUDIT_KEY", "bench-audit-key-0123456789abcdef0123456789abcdef")
 
 # ----------------------------------------------------------------------------- reporting
 

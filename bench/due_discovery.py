@@ -3,7 +3,8 @@
 10k, 100k and 1M stored authorizations (70% finished: next_action_at NULL; 1% due),
 on SQLite and PostgreSQL. Measures ``store.claim_due``'s SELECT (same WHERE / ORDER BY /
 LIMIT 100) and ``claim_due`` itself, against the same SELECT with the index unusable
-(SQLite ``NOT INDEXED``, PostgreSQL index and bitmap scans off) and against itself at 10k.
+(SQLite ``NOT INDEXED``, PostgreSQL index and bitmap scans off) and against itself at 10k;
+and ``check``'s judgement of the data (``health.nagios_check``, the status line's queries).
 On PostgreSQL the indexed SELECT runs with ``store.read_due_in_index_order``, as in the claim.
 
     python -m bench.due_discovery [--quick] [--backends sqlite,postgresql]
@@ -30,6 +31,9 @@ from bench.common import (
     run_main,
 )
 from watchdog import store
+from watchdog.clock import FrozenClock
+from watchdog.config import parse_config
+from watchdog.health import nagios_check
 from watchdog.models import Authorization
 
 LIMIT = 100
@@ -128,15 +132,19 @@ def measure(engine: Engine, n: int, report: Report, backend: str) -> dict[str, f
     sel = time_select(engine, indexed=True, repeat=repeat_fast)
     claim = median_time(lambda: claim_once(engine), max(5, repeat_fast // 3))
     scan = time_select(engine, indexed=False, repeat=repeat_slow)
+    config = parse_config({"database": {"url": str(engine.url)}}, environ={})
+    hour = dt.timedelta(hours=1)
+    check = median_time(lambda: nagios_check(engine, FrozenClock(NOW), hour, hour, config),
+                        repeat_slow)
     key = f"{backend}_{n}"
     figures = {"load_s": round(load_s, 2), "select_ms": sel * 1000, "claim_ms": claim * 1000,
-               "full_scan_ms": scan * 1000, "speedup": scan / sel,
+               "full_scan_ms": scan * 1000, "speedup": scan / sel, "check_ms": check * 1000,
                "plan": plan_of(engine, indexed=True),
                "plan_full_scan": plan_of(engine, indexed=False)}
     report.figure(key, figures, (
         f"  {backend:<10} {n:>9,} rows (loaded in {load_s:5.1f}s): select {sel * 1000:8.3f} ms, "
         f"claim_due {claim * 1000:8.3f} ms, full scan {scan * 1000:9.2f} ms "
-        f"-> {scan / sel:8.1f}x faster\n"
+        f"-> {scan / sel:8.1f}x faster; check {check * 1000:8.2f} ms\n"
         f"             plan: {figures['plan']}\n"
         f"             full-scan plan: {figures['plan_full_scan']}"))
     return figures
@@ -172,6 +180,8 @@ def main() -> None:
                               "full run)")
             report.goal(f"{backend} {sizes[-1]:,} selection / {sizes[0]:,} selection",
                         big["select_ms"] / small["select_ms"], 2, higher=False)
+            report.goal(f"{backend} {sizes[-1]:,}: check", big["check_ms"], 250, unit=" ms",
+                        higher=False)
             report.figure(f"{backend}_claim_ratio", big["claim_ms"] / small["claim_ms"],
                           f"  {backend}: claim_due {sizes[-1]:,} / {sizes[0]:,} = "
                           f"{big['claim_ms'] / small['claim_ms']:.2f}x")

@@ -1,9 +1,12 @@
 #!/usr/bin/env bash
 # Install or upgrade expiry-watchdog on a systemd host. Idempotent: run it again
-# with a newer --version to upgrade (it migrates first, then restarts).
+# with a newer --version to upgrade (it migrates first, then restarts); run it
+# again with nothing new and it changes nothing (the running unit is not even
+# restarted). tests/deploy/test_systemd_container.py runs it in a booted systemd.
 #
 #   sudo deploy/install.sh --version 0.1.0                 # daemon (default)
 #   sudo deploy/install.sh --wheel dist/expiry_watchdog-0.1.0-py3-none-any.whl --mode timer
+#   sudo deploy/install.sh --version 0.1.0 --config my.toml --credentials /root/keys
 #   deploy/install.sh --version 0.1.0 --dry-run            # print the commands, change nothing
 #
 # What it does, in order:
@@ -11,10 +14,13 @@
 #   2. /etc/expiry-watchdog (config, secrets), /etc/expiry-watchdog/credentials
 #      (systemd LoadCredential= source), /var/lib/expiry-watchdog (state, SQLite)
 #   3. a venv in /opt/expiry-watchdog with the pinned release (or the given wheel)
-#   4. /etc/expiry-watchdog/watchdog.toml from watchdog.example.toml, if absent
+#   4. /etc/expiry-watchdog/watchdog.toml from --config, else from
+#      watchdog.example.toml if absent; provider keys from --credentials DIR into
+#      the credentials directory (root-only files)
 #   5. `expiry-watchdog db upgrade` as the service user (migrations are additive:
 #      safe while the previous version still runs)
-#   6. the systemd units; enables and (re)starts the daemon or the timer
+#   6. the systemd units; enables the daemon or the timer and (re)starts it when
+#      anything above changed or it is not running
 #   7. prints the next steps
 set -euo pipefail
 
@@ -27,6 +33,11 @@ readonly CONFIG=$CONF_DIR/watchdog.toml
 readonly SECRETS=$CONF_DIR/secrets.env
 readonly UNIT_DIR=/etc/systemd/system
 readonly ADMIN=/usr/local/sbin/expiry-watchdog-admin
+# The provider keys a credentials file may be named after (systemd hands
+# credentials/NAME to the units as $CREDENTIALS_DIRECTORY/WATCHDOG_NAME).
+readonly CREDENTIAL_NAMES=(SMARTPAY_SECRET_KEY JPMMPS_MERCHANT_KEY JPMMPS_AUTHENTICATION_KEY
+    FLITT_MERCHANT_ID FLITT_SECRET_KEY CLEARPAY_MERCHANT_ID CLEARPAY_SECRET_KEY
+    PAGERDUTY_ROUTING_KEY SLACK_WEBHOOK_URL WEBHOOK_SECRET)
 HERE=$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")" && pwd)
 readonly HERE
 
@@ -36,17 +47,22 @@ mode=daemon
 dry_run=0
 start=1
 python=python3
+config_src=""
+credentials_src=""
 
 usage() {
     cat <<EOF
 usage: $0 (--version VERSION | --wheel PATH) [--mode daemon|timer] [--python PYTHON]
-          [--no-start] [--dry-run]
+          [--config FILE] [--credentials DIR] [--no-start] [--dry-run]
 
   --version VERSION  install expiry-watchdog==VERSION from the package index
   --wheel PATH       install this wheel file instead (offline installs, release candidates)
   --mode daemon      run \`expiry-watchdog run\` as expiry-watchdog.service (default)
   --mode timer       run one \`expiry-watchdog scan\` per expiry-watchdog-scan.timer tick
   --python PYTHON    interpreter for the venv (>= 3.11; default python3)
+  --config FILE      install FILE as $CONFIG (default: the example, only if absent)
+  --credentials DIR  install each file of DIR (named after a provider key, e.g.
+                     SMARTPAY_SECRET_KEY) into $CRED_DIR, mode 0600 root
   --no-start         install and enable, but do not (re)start anything
   --dry-run          print every command instead of running it; needs no root
 EOF
@@ -60,6 +76,8 @@ while [[ $# -gt 0 ]]; do
         --wheel) wheel=${2:?--wheel needs a path}; shift 2 ;;
         --mode) mode=${2:?--mode needs daemon or timer}; shift 2 ;;
         --python) python=${2:?--python needs an interpreter}; shift 2 ;;
+        --config) config_src=${2:?--config needs a file}; shift 2 ;;
+        --credentials) credentials_src=${2:?--credentials needs a directory}; shift 2 ;;
         --no-start) start=0; shift ;;
         --dry-run) dry_run=1; shift ;;
         -h|--help) usage; exit 0 ;;
@@ -84,6 +102,20 @@ for f in watchdog.example.toml systemd/expiry-watchdog.service \
          bin/expiry-watchdog-admin; do
     [[ -f $HERE/$f ]] || die "$HERE/$f is missing; run install.sh from a source checkout"
 done
+[[ -z $config_src || -f $config_src ]] || die "--config $config_src is not a file"
+credential_files=()
+if [[ -n $credentials_src ]]; then
+    [[ -d $credentials_src ]] || die "--credentials $credentials_src is not a directory"
+    for f in "$credentials_src"/*; do
+        [[ -e $f ]] || continue
+        name=$(basename -- "$f")
+        [[ -f $f ]] || die "--credentials: $f is not a regular file"
+        [[ " ${CREDENTIAL_NAMES[*]} " == *" $name "* ]] \
+            || die "--credentials: '$name' is not a key the watchdog reads (one of: ${CREDENTIAL_NAMES[*]})"
+        credential_files+=("$f")
+    done
+    ((${#credential_files[@]})) || die "--credentials $credentials_src holds no key files"
+fi
 if [[ $dry_run -eq 0 && $EUID -ne 0 ]]; then
     die "run as root (or add --dry-run to see what it would do)"
 fi
@@ -98,11 +130,25 @@ run() {
 }
 skip() { printf '# skip: %s\n' "$*"; }
 step() { printf '\n== %s\n' "$*"; }
+# Anything a running unit reads at start changed: restart it at the end.
+changed=0
+# Install SRC as DST (mode, owner, group) unless DST already is exactly that.
+put() {
+    local mode=$1 owner=$2 group=$3 src=$4 dst=$5
+    if [[ -f $dst ]] && cmp -s -- "$src" "$dst" \
+        && [[ $(stat -c '%a %U %G' -- "$dst") == "${mode#0} $owner $group" ]]; then
+        skip "$dst is up to date"
+        return 0
+    fi
+    run install -m "$mode" -o "$owner" -g "$group" "$src" "$dst"
+    changed=1
+}
 
 step "1. system user $SERVICE_USER"
 if getent passwd "$SERVICE_USER" >/dev/null; then
     skip "user $SERVICE_USER exists"
 else
+    changed=1
     run useradd --system --user-group --home-dir "$STATE_DIR" --no-create-home \
         --shell /usr/sbin/nologin --comment "expiry-watchdog service" "$SERVICE_USER"
 fi
@@ -113,6 +159,8 @@ run install -d -m 0700 -o root -g root "$CRED_DIR"
 run install -d -m 0700 -o "$SERVICE_USER" -g "$SERVICE_USER" "$STATE_DIR"
 
 step "3. $package into $PREFIX"
+installed_version() { [[ -x $PREFIX/bin/expiry-watchdog ]] && "$PREFIX/bin/expiry-watchdog" --version 2>/dev/null; }
+before=$(installed_version || true)
 if [[ -x $PREFIX/bin/python ]]; then
     skip "venv $PREFIX exists"
 else
@@ -120,29 +168,46 @@ else
 fi
 run "$PREFIX/bin/pip" install --quiet --disable-pip-version-check "$package"
 run "$PREFIX/bin/expiry-watchdog" --version
-run install -D -m 0755 "$HERE/bin/expiry-watchdog-admin" "$ADMIN"
+if [[ $dry_run -eq 1 || $(installed_version || true) != "$before" ]]; then
+    changed=1
+else
+    skip "$before was installed already"
+fi
+run install -d -m 0755 "$(dirname -- "$ADMIN")"
+put 0755 root root "$HERE/bin/expiry-watchdog-admin" "$ADMIN"
 
-step "4. configuration"
-if [[ -e $CONFIG ]]; then
+step "4. configuration and credentials"
+if [[ -n $config_src ]]; then
+    put 0640 root "$SERVICE_USER" "$config_src" "$CONFIG"
+elif [[ -e $CONFIG ]]; then
     skip "$CONFIG exists (compare with $HERE/watchdog.example.toml after upgrades)"
 else
     run install -m 0640 -o root -g "$SERVICE_USER" "$HERE/watchdog.example.toml" "$CONFIG"
+    changed=1
 fi
 if [[ -e $SECRETS ]]; then
     skip "$SECRETS exists"
 else
     run install -m 0600 -o root -g root /dev/null "$SECRETS"
 fi
+for f in "${credential_files[@]}"; do
+    put 0600 root root "$f" "$CRED_DIR/$(basename -- "$f")"
+done
 # secrets.env is read by systemd (as root) for the units; the commands below run
 # outside them, so hand them the one variable they may need — through the
 # environment, never on a command line.
-if [[ $dry_run -eq 0 && -r $SECRETS ]] && grep -q '^WATCHDOG_DATABASE_URL=' "$SECRETS"; then
-    WATCHDOG_DATABASE_URL=$(sed -n 's/^WATCHDOG_DATABASE_URL=//p' "$SECRETS" | tail -n 1)
-    WATCHDOG_DATABASE_URL=${WATCHDOG_DATABASE_URL#[\"\']}
-    WATCHDOG_DATABASE_URL=${WATCHDOG_DATABASE_URL%[\"\']}
-    export WATCHDOG_DATABASE_URL
-    skip "WATCHDOG_DATABASE_URL taken from $SECRETS (not shown)"
-fi
+# WATCHDOG_DATABASE_OWNER_URL (PostgreSQL) lives in owner.env, never in secrets.env (the
+# units load that): `db upgrade` migrates as that owner role and grants the runtime role of
+# WATCHDOG_DATABASE_URL only SELECT, INSERT on audit_log.
+for pair in "WATCHDOG_DATABASE_URL:$SECRETS" "WATCHDOG_DATABASE_OWNER_URL:$CONF_DIR/owner.env"; do
+    var=${pair%%:*} file=${pair#*:}
+    if [[ $dry_run -eq 0 && -r $file ]] && grep -q "^$var=" "$file"; then
+        value=$(sed -n "s/^$var=//p" "$file" | tail -n 1)
+        value=${value#[\"\']}
+        export "$var=${value%[\"\']}"
+        skip "$var taken from $file (not shown)"
+    fi
+done
 export WATCHDOG_CONFIG=$CONFIG
 # runuser keeps the environment; env --chdir matches the units' WorkingDirectory=.
 as_service() { run env --chdir="$STATE_DIR" runuser -u "$SERVICE_USER" -- "$PREFIX/bin/expiry-watchdog" "$@"; }
@@ -152,9 +217,17 @@ step "5. database migrations (before the restart: they are additive)"
 as_service db upgrade
 
 step "6. systemd units ($mode)"
-run install -m 0644 "$HERE/systemd/expiry-watchdog.service" "$HERE/systemd/expiry-watchdog-scan.service" \
-    "$HERE/systemd/expiry-watchdog-scan.timer" "$UNIT_DIR/"
-run systemctl daemon-reload
+units_before=$changed
+changed=0
+for unit in expiry-watchdog.service expiry-watchdog-scan.service expiry-watchdog-scan.timer; do
+    put 0644 root root "$HERE/systemd/$unit" "$UNIT_DIR/$unit"
+done
+if [[ $changed -eq 1 ]]; then
+    run systemctl daemon-reload
+else
+    skip "units unchanged, no daemon-reload"
+fi
+[[ $units_before -eq 0 ]] || changed=1
 if [[ $mode == daemon ]]; then
     active=expiry-watchdog.service
     other=expiry-watchdog-scan.timer
@@ -162,12 +235,23 @@ else
     active=expiry-watchdog-scan.timer
     other=expiry-watchdog.service
 fi
-run systemctl disable --now "$other"
-run systemctl enable "$active"
-if [[ $start -eq 1 ]]; then
+if [[ $dry_run -eq 1 ]] || systemctl is-enabled --quiet "$other" 2>/dev/null \
+    || systemctl is-active --quiet "$other" 2>/dev/null; then
+    run systemctl disable --now "$other"
+else
+    skip "$other is neither enabled nor running"
+fi
+if [[ $dry_run -eq 0 ]] && systemctl is-enabled --quiet "$active" 2>/dev/null; then
+    skip "$active is enabled"
+else
+    run systemctl enable "$active"
+fi
+if [[ $start -eq 0 ]]; then
+    skip "not starting $active (--no-start)"
+elif [[ $changed -eq 1 || $dry_run -eq 1 ]] || ! systemctl is-active --quiet "$active"; then
     run systemctl restart "$active"
 else
-    skip "not starting $active (--no-start)"
+    skip "$active runs this version with these settings already (not restarted)"
 fi
 
 step "7. next steps"

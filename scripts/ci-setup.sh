@@ -5,6 +5,8 @@
 #   - Prometheus Alertmanager   (/usr/bin/prometheus-alertmanager)
 #   - promtool                  (shipped by Debian's `prometheus` package)
 #   - systemd-analyze           (shipped by Debian's `systemd` package)
+#   - debootstrap and systemd-nspawn (`systemd-container`): tests/deploy/
+#     test_systemd_container.py boots a real systemd in a bookworm container
 #   - an unprivileged system user `watchdog-test` to run PostgreSQL as
 #     (initdb refuses to run as root)
 #
@@ -54,6 +56,8 @@ have_pg_server || missing+=(postgresql-server)
 have_cmd prometheus-alertmanager || missing+=(prometheus-alertmanager)
 have_cmd promtool || missing+=(promtool)
 have_cmd systemd-analyze || missing+=(systemd-analyze)
+have_cmd debootstrap || missing+=(debootstrap)
+have_cmd systemd-nspawn || missing+=(systemd-nspawn)
 
 if ((${#missing[@]})); then
     log "missing: ${missing[*]}"
@@ -73,6 +77,8 @@ if ((${#missing[@]})); then
             # On Debian, promtool ships in the `prometheus` package.
             promtool) pkgs+=(prometheus) ;;
             systemd-analyze) pkgs+=(systemd) ;;
+            debootstrap) pkgs+=(debootstrap) ;;
+            systemd-nspawn) pkgs+=(systemd-container) ;;
         esac
     done
 
@@ -118,8 +124,11 @@ if ((${#missing[@]})); then
     have_cmd prometheus-alertmanager || die "prometheus-alertmanager still missing after install"
     have_cmd promtool || die "promtool still missing after install"
     have_cmd systemd-analyze || die "systemd-analyze still missing after install"
+    have_cmd debootstrap || die "debootstrap still missing after install"
+    have_cmd systemd-nspawn || die "systemd-nspawn still missing after install"
 else
-    log "system packages already present (postgresql server, alertmanager, promtool, systemd-analyze)"
+    log "system packages already present (postgresql server, alertmanager, promtool," \
+        "systemd-analyze, debootstrap, systemd-nspawn)"
 fi
 
 # --- 2. unprivileged user for running PostgreSQL -----------------------------

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import os
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,6 +23,11 @@ from watchdog.config import Config, parse_config
 from watchdog.db import make_engine
 
 _counter = itertools.count()
+
+# The audit chain's MAC key (watchdog.anchor): PostgreSQL has no file to keep one beside, and
+# subprocesses inherit it. Tests of the key file itself remove it with monkeypatch.
+TEST_AUDIT_KEY = "test-audit-key-0123456789abcdef0123456789abcdef"
+os.environ.setdefault("WATCHDOG_AUDIT_KEY", TEST_AUDIT_KEY)
 
 
 @pytest.fixture(scope="session")

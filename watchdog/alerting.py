@@ -29,6 +29,8 @@ class AlertKind(enum.StrEnum):
     ACTION_FAILED = "action_failed"
     NEEDS_ATTENTION = "needs_attention"
     AUTHORIZATION_EXPIRED = "authorization_expired"
+    EFFECT_PENDING = "effect_pending"  # our capture/cancel is still pending at critical_at
+    PROVIDER_MISMATCH = "provider_mismatch"  # the provider's amount/currency is not ours
     PROVIDER_UNHEALTHY = "provider_unhealthy"
     WATCHDOG_STALE = "watchdog_stale"
 
@@ -54,6 +56,7 @@ AUTHORIZATION_KINDS = (
     AlertKind.DEADLINE_CRITICAL,
     AlertKind.ACTION_FAILED,
     AlertKind.NEEDS_ATTENTION,
+    AlertKind.EFFECT_PENDING,
 )
 
 NEXT_STEPS: dict[AlertKind, str] = {
@@ -67,6 +70,12 @@ NEXT_STEPS: dict[AlertKind, str] = {
     "it; the watchdog will not guess",
     AlertKind.AUTHORIZATION_EXPIRED: "the authorization lapsed: contact the customer or create a "
     "new checkout",
+    AlertKind.EFFECT_PENDING: "the provider accepted the capture/cancel but has not confirmed "
+    "it: check its dashboard and ask the provider before the deadline; the watchdog keeps "
+    "polling and pages again at the deadline",
+    AlertKind.PROVIDER_MISMATCH: "the provider holds a different amount or currency than was "
+    "registered: find out which is right before the deadline; the watchdog never captures more "
+    "than registered nor more than the provider holds",
     AlertKind.PROVIDER_UNHEALTHY: "check the provider's status page and the watchdog's logs",
     AlertKind.WATCHDOG_STALE: "check that the daemon or timer runs: "
     "systemctl status expiry-watchdog",
@@ -84,21 +93,42 @@ def dedup_key(kind: AlertKind, authorization_id: int | None, provider: str | Non
 
 
 def alert_details(row: Authorization, tried: str, zone: dt.tzinfo | None = None) -> dict[str, Any]:
-    """Everything on-call needs in the alert body."""
+    """Everything on-call needs in the alert body.
+
+    Amounts a machine reads are integer minor units and say so in their key
+    (``amount_minor``); the ``*_display`` keys are what a human reads, in major units with
+    the currency. The deadline is absolute (UTC and the display zone): a countdown is only
+    ever computed when a message is sent (``Notification.text``), never stored.
+    """
     local = row.deadline.astimezone(zone) if zone is not None else row.deadline
+    open_minor = row.amount - row.captured_amount
     return {
         "authorization_id": row.id,
         "provider": row.provider,
         "order_id": row.order_id,
         "reference": row.reference,
-        "amount": row.amount,
+        "amount_minor": row.amount,
+        "captured_amount_minor": row.captured_amount,
+        "open_amount_minor": open_minor,
         "currency": row.currency,
-        "amount_display": format_money(row.amount - row.captured_amount, row.currency),
+        "amount_display": format_money(open_minor, row.currency),
+        "authorized_display": format_money(row.amount, row.currency),
         "state": row.state,
         "deadline_utc": row.deadline.isoformat(),
         "deadline_local": local.isoformat(),
+        "display_zone": str(zone) if zone is not None else "UTC",
         "tried": tried,
     }
+
+
+def deadline_text(deadline: dt.datetime, zone: dt.tzinfo | None) -> str:
+    """``2026-12-05 10:00 UTC (19:00 JST Asia/Tokyo)``: the absolute deadline for a human."""
+    utc = deadline.astimezone(dt.UTC)
+    text = f"{utc:%Y-%m-%d %H:%M} UTC"
+    if zone is not None and str(zone) != "UTC":
+        local = deadline.astimezone(zone)
+        text += f" ({local:%Y-%m-%d %H:%M %Z} {zone})"
+    return text
 
 
 def raise_alert(
@@ -154,7 +184,7 @@ def raise_alert(
                 authorization_id=authorization_id,
                 provider=provider or details.get("provider"),
                 order_id=details.get("order_id"),
-                amount=details.get("amount"),
+                amount=details.get("amount_minor"),
                 currency=details.get("currency"),
                 outcome=severity.value,
                 detail={"summary": summary, "dedup_key": key},

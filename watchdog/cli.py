@@ -6,18 +6,21 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import getpass
 import json
 import os
+import pwd
+import re
 import signal
 import sys
 import traceback
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from functools import wraps
 from pathlib import Path
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, NoReturn, ParamSpec, TypeVar
 
 import click
+from alembic.util import CommandError as AlembicError
+from sqlalchemy.exc import SQLAlchemyError
 
 from watchdog import __version__, audit, service
 from watchdog.clock import SYSTEM_CLOCK
@@ -28,8 +31,13 @@ from watchdog.errors import ValidationError, WatchdogError
 from watchdog.logs import setup_logging
 from watchdog.money import format_money
 from watchdog.registration import parse_instant
+from watchdog.text import visible
 
 P = ParamSpec("P")
+# What a command reports as a sentence; anything else is a bug and shows its traceback.
+EXPECTED_ERRORS: tuple[type[Exception], ...] = (
+    WatchdogError, SQLAlchemyError, AlembicError, FileNotFoundError, ValueError, OSError,
+)
 R = TypeVar("R")
 
 EXIT_USAGE = 2
@@ -43,6 +51,7 @@ class Ctx:
         self.config_path = config_path
         self.verbose = verbose
         self._config: Config | None = None
+        self._engine: Any = None
 
     @property
     def config(self) -> Config:
@@ -52,17 +61,98 @@ class Ctx:
         return self._config
 
     def engine(self) -> Any:
-        """An engine on the configured database."""
-        return service.open_engine(self.config)
+        """The engine on the configured database, made on first use and disposed when the
+        command ends (its connections closed, not left to the garbage collector)."""
+        if self._engine is None:
+            self._engine = service.open_engine(self.config)
+            context = click.get_current_context(silent=True)
+            if context is not None:
+                context.find_root().call_on_close(self._engine.dispose)
+        return self._engine
 
 
-def operator() -> str:
-    """Who runs this CLI command, for the audit trail."""
+def operator(environ: Mapping[str, str] | None = None, uid: int | None = None) -> str:
+    """Who runs this CLI command, for the audit trail: the account of the real uid (not
+    ``$LOGNAME``/``$USER``, which anyone can set), plus the invoking account when sudo ran
+    it (``cli:root@host(sudo:alice)``). The sudo part is a claim of the environment; the
+    account before it is the kernel's."""
+    env = os.environ if environ is None else environ
+    real = os.getuid() if uid is None else uid
+    actor = f"cli:{_account(real)}@{os.uname().nodename}"
+    sudo_uid = env.get("SUDO_UID", "")
+    if sudo_uid.isdigit() and int(sudo_uid) != real:
+        actor += f"(sudo:{_account(int(sudo_uid))})"
+    elif env.get("SUDO_USER") and not sudo_uid:
+        name = env["SUDO_USER"]
+        if re.fullmatch(r"[A-Za-z0-9._-]{1,32}", name) and name != _account(real):
+            actor += f"(sudo:{name})"
+    return actor
+
+
+def _account(uid: int) -> str:
+    """The login name of ``uid`` from the password database, else ``uid<N>``."""
     try:
-        user = getpass.getuser()
-    except (KeyError, OSError):
-        user = f"uid{os.getuid()}"
-    return f"cli:{user}@{os.uname().nodename}"
+        return pwd.getpwuid(uid).pw_name
+    except KeyError:
+        return f"uid{uid}"
+
+
+EXIT_DATABASE = 4
+
+
+def _configured_url() -> str | None:
+    """The database URL of the running command, when known (to name it and redact it)."""
+    context = click.get_current_context(silent=True)
+    obj = context.find_root().obj if context is not None else None
+    config = getattr(obj, "_config", None)
+    if isinstance(config, Config):
+        return config.database_url
+    return os.environ.get("WATCHDOG_DATABASE_URL")
+
+
+def error_report(exc: BaseException) -> tuple[str, int]:
+    """What to print for ``exc`` and the exit code: a database failure is one sentence naming
+    where the database is (exit 4), anything else the message and its cause chain (exit 1),
+    a database cause by its driver's first line only. No password, key or token survives."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from watchdog import dberrors
+    from watchdog.logs import scrub
+
+    url = _configured_url()
+    chain: list[BaseException] = []
+    link: BaseException | None = exc
+    while link is not None and link not in chain:
+        chain.append(link)
+        # ``raise ... from None`` means "this sentence says it all": no cause chain.
+        link = link.__cause__ or (None if link.__suppress_context__ else link.__context__)
+    if isinstance(exc, SQLAlchemyError):
+        message, code = f"error: {dberrors.describe(exc, url)}", EXIT_DATABASE
+    else:
+        message, code = f"error: {exc}", 1
+        for cause in chain[1:]:
+            # A database error's own text quotes the statement and its parameters.
+            text = dberrors.reason(cause) if isinstance(cause, SQLAlchemyError) else cause
+            message += f"\n  caused by: {type(cause).__name__}: {text}"
+    if url is not None:
+        message = dberrors.redact(message, url)
+    return scrub(message), code
+
+
+def fail(exc: BaseException) -> NoReturn:
+    """Print ``exc`` as ``error_report`` says (with the traceback under -v) and exit."""
+    from watchdog import dberrors
+    from watchdog.logs import scrub
+
+    ctx = click.get_current_context(silent=True)
+    obj = ctx.find_root().obj if ctx is not None else None
+    if getattr(obj, "verbose", False):
+        url = _configured_url()
+        text = scrub(traceback.format_exc())
+        click.echo(dberrors.redact(text, url) if url else text, err=True)
+    message, code = error_report(exc)
+    click.echo(message, err=True)
+    sys.exit(code)
 
 
 def friendly_errors(func: Callable[P, R]) -> Callable[P, R]:
@@ -72,18 +162,8 @@ def friendly_errors(func: Callable[P, R]) -> Callable[P, R]:
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return func(*args, **kwargs)
-        except (WatchdogError, FileNotFoundError, ValueError, OSError) as exc:
-            ctx = click.get_current_context()
-            verbose = bool(ctx.find_root().obj and ctx.find_root().obj.verbose)
-            if verbose:
-                traceback.print_exc()
-            message = f"error: {exc}"
-            cause = exc.__cause__ or exc.__context__
-            while cause is not None:
-                message += f"\n  caused by: {type(cause).__name__}: {cause}"
-                cause = cause.__cause__ or cause.__context__
-            click.echo(message, err=True)
-            sys.exit(1)
+        except EXPECTED_ERRORS as exc:
+            fail(exc)
 
     return wrapper
 
@@ -110,6 +190,14 @@ class LazyGroup(click.Group):
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted({*super().list_commands(ctx), *LAZY_COMMANDS})
+
+    def invoke(self, ctx: click.Context) -> Any:
+        """Run the command; a failure no command caught (a database error in any of them)
+        still prints as one sentence with an exit code, never as a traceback."""
+        try:
+            return super().invoke(ctx)
+        except EXPECTED_ERRORS as exc:
+            fail(exc)
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         if cmd_name in LAZY_COMMANDS:
@@ -166,12 +254,27 @@ def db() -> None:
 @pass_ctx
 @friendly_errors
 def db_upgrade(ctx: Ctx, revision: str) -> None:
-    """Migrate the database forward (safe while an older daemon runs)."""
-    from watchdog import migrate
+    """Migrate the database forward (safe while an older daemon runs).
 
-    engine = ctx.engine()
-    migrate.upgrade(engine, revision)
-    click.echo(f"database at {migrate.current_revision(engine)} ({_safe_url(ctx.config)})")
+    With $WATCHDOG_DATABASE_OWNER_URL set (PostgreSQL), migrations run as that owner role and
+    the user of database.url is then granted only what the service needs (SELECT, INSERT on
+    audit_log).
+    """
+    from watchdog import db_roles, migrate
+    from watchdog.db import make_engine
+
+    owner = db_roles.owner_url()
+    engine = make_engine(owner) if owner else ctx.engine()
+    try:
+        migrate.upgrade(engine, revision)
+        click.echo(f"database at {migrate.current_revision(engine)} ({_safe_url(ctx.config)})")
+        role = db_roles.runtime_role(ctx.config.database_url)
+        if owner and role and role != engine.url.username:
+            db_roles.grant_runtime(engine, role)
+            click.echo(f"runtime role {role}: SELECT, INSERT on audit_log; owner "
+                       f"{engine.url.username} keeps the schema")
+    finally:
+        engine.dispose()
 
 
 @db.command("downgrade")
@@ -356,7 +459,7 @@ def show(ctx: Ctx, authorization_id: int, fmt: str) -> None:
     )
     for key, value in a.items():
         if value is not None and key not in ("id", "provider", "order_id"):
-            click.echo(f"  {key:<18} {value}")
+            click.echo(f"  {key:<18} {visible(str(value))}")
     click.echo("timeline:")
     for key, value in data["timeline"].items():
         click.echo(f"  {key:<18} {value}")
@@ -374,24 +477,70 @@ def show(ctx: Ctx, authorization_id: int, fmt: str) -> None:
 def audit_cmd(
     click_ctx: click.Context, authorization_id: int | None, since: str | None, fmt: str
 ) -> None:
-    """Read the audit trail (``audit verify`` checks the hash chain)."""
+    """Read the audit trail (``audit verify`` checks the keyed chain against a checkpoint)."""
     if click_ctx.invoked_subcommand is not None:
         return
     ctx: Ctx = click_ctx.obj
     since_at = parse_instant(since, "--since") if since else None
-    rows = audit.query(ctx.engine(), authorization_id=authorization_id, since=since_at)
+    engine = ctx.engine()
+    try:
+        rows = audit.query(engine, authorization_id=authorization_id, since=since_at)
+    finally:
+        engine.dispose()
     for row in rows:
         data = audit.row_as_dict(row)
         click.echo(json.dumps(data, default=str) if fmt == "json" else _audit_line(data))
 
 
 @audit_cmd.command("verify")
+@click.option("--checkpoint", "checkpoint_file", type=click.Path(dir_okay=False), default=None,
+              help="Checkpoint file to compare with (default: the one each pass writes, "
+                   "$WATCHDOG_AUDIT_CHECKPOINT or beside the SQLite database or in "
+                   "$STATE_DIRECTORY).")
+@click.option("--expect-head", default=None,
+              help="The head MAC an auditor wrote down (64 hex digits); needs --expect-rows.")
+@click.option("--expect-rows", type=int, default=None,
+              help="How many rows the chain had when --expect-head was noted.")
+@click.option("--from-file", "from_file", type=click.File("r", encoding="utf-8"), default=None,
+              help="Verify an exported copy (`audit --format json` output) instead of the "
+                   "database.")
 @pass_ctx
 @friendly_errors
-def audit_verify(ctx: Ctx) -> None:
-    """Detect any edited, deleted or reordered audit row."""
-    report = audit.verify(ctx.engine())
-    click.echo(f"audit chain intact: {report.rows} rows, last hash {report.last_hash[:16]}…")
+def audit_verify(ctx: Ctx, checkpoint_file: str | None, expect_head: str | None,
+                 expect_rows: int | None, from_file: Any) -> None:
+    """Verify the keyed audit chain and compare it with a checkpoint kept outside it.
+
+    Detects an edited row, a row rewritten without the key, deleted, inserted or reordered
+    rows, a re-used id, and (against the checkpoint or --expect-head/--expect-rows) the
+    newest rows deleted, a truncated table, or history rewritten even with the key. Needs
+    the audit key ($WATCHDOG_AUDIT_KEY, the systemd credential, or the key file).
+    """
+    from watchdog import anchor
+
+    if (expect_head is None) != (expect_rows is None):
+        raise click.UsageError("--expect-head and --expect-rows go together")
+    if expect_head is not None and not re.fullmatch(r"[0-9a-f]{64}", expect_head):
+        raise click.BadParameter("must be the 64 hex digits `audit verify` printed",
+                                 param_hint="--expect-head")
+    checkpoint = None
+    if expect_head is None:
+        path = (Path(checkpoint_file) if checkpoint_file
+                else anchor.checkpoint_path(ctx.config.database_url))
+        checkpoint = anchor.read_checkpoint(path) if path is not None else None
+        if checkpoint is None and checkpoint_file:
+            raise click.BadParameter(f"{checkpoint_file} does not exist",
+                                     param_hint="--checkpoint")
+    key = anchor.load_key(ctx.config.database_url)
+    if from_file is not None:
+        rows = (audit.exported_row(json.loads(line)) for line in from_file if line.strip())
+        report = audit.verify_rows(rows, key, checkpoint, expect_head, expect_rows)
+    else:
+        engine = ctx.engine()
+        try:
+            report = audit.verify(engine, checkpoint, expect_head, expect_rows, key=key)
+        finally:
+            engine.dispose()
+    click.echo(report.describe())
 
 
 # ---------------------------------------------------------------- acting
@@ -543,7 +692,7 @@ def _audit_line(row: dict[str, Any]) -> str:
         parts.append(f"[{row['outcome']}]")
     if row.get("idempotency_key"):
         parts.append(f"key={row['idempotency_key']}")
-    return " ".join(parts)
+    return visible(" ".join(parts))
 
 
 def _safe_url(config: Config) -> str:

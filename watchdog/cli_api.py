@@ -9,9 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import getpass
-import os
-import sys
 from collections.abc import Callable, Iterator
 from functools import wraps
 from typing import Any, ParamSpec, Protocol, TypeVar
@@ -23,7 +20,6 @@ from watchdog import tokens
 from watchdog.clock import SYSTEM_CLOCK
 from watchdog.config import Config, load_config
 from watchdog.db import make_engine
-from watchdog.errors import WatchdogError
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -55,21 +51,20 @@ def _config_and_engine() -> Iterator[tuple[Config, Engine]]:
 
 
 def _operator() -> str:
-    try:
-        user = getpass.getuser()
-    except (KeyError, OSError):
-        user = f"uid{os.getuid()}"
-    return f"cli:{user}@{os.uname().nodename}"
+    from watchdog.cli import operator
+
+    return operator()
 
 
 def _errors(func: Callable[P, R]) -> Callable[P, R]:
     @wraps(func)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        from watchdog.cli import EXPECTED_ERRORS, fail
+
         try:
             return func(*args, **kwargs)
-        except (WatchdogError, OSError) as exc:
-            click.echo(f"error: {exc}", err=True)
-            sys.exit(1)
+        except EXPECTED_ERRORS as exc:
+            fail(exc)
 
     return wrapper
 

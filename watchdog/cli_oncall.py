@@ -42,13 +42,9 @@ def _clock(ctx: click.Context) -> Clock:
 
 
 def _fail(exc: Exception) -> None:
-    message = f"error: {exc}"
-    cause = exc.__cause__ or exc.__context__
-    while cause is not None:
-        message += f"\n  caused by: {type(cause).__name__}: {cause}"
-        cause = cause.__cause__ or cause.__context__
-    click.echo(message, err=True)
-    sys.exit(1)
+    from watchdog.cli import fail
+
+    fail(exc)
 
 
 @click.command("check")
@@ -62,9 +58,15 @@ def check(ctx: click.Context, warning_stale: str, critical_stale: str) -> None:
 
     Exit codes are OK/WARNING/CRITICAL/UNKNOWN.
 
-    CRITICAL: an authorization needs attention, one expired in the last 24h unacknowledged,
-    a critical alert fires, or the last pass is older than --critical-stale. WARNING: warning
-    alerts fire or the last pass is older than --warning-stale. UNKNOWN: no usable database.
+    The authorizations are judged with check's own clock and the configured leads, not
+    through the scanner's alerts. CRITICAL: an open authorization is past its deadline,
+    inside critical_lead with no capture or cancel in flight, expired and unacknowledged, or
+    needs attention; a critical alert fires; no pass ever succeeded, or the last one is
+    older than --critical-stale. WARNING: an alert-only authorization is inside alert_lead,
+    a capture or cancel is pending the provider's confirmation, warning alerts fire, or the
+    last pass is older than --warning-stale, or a worker holds rows without a heartbeat within
+    one lease (they come free by themselves; a live worker takes them). UNKNOWN: no usable
+    database.
     """
     from watchdog.health import CheckCode, CheckResult, nagios_check
 
@@ -72,13 +74,17 @@ def check(ctx: click.Context, warning_stale: str, critical_stale: str) -> None:
     crit = _parse(critical_stale, "--critical-stale")
     if warn > crit:
         raise click.BadParameter("must not exceed --critical-stale", param_hint="--warning-stale")
+    obj = _obj(ctx)
     try:
-        engine = _obj(ctx).engine()
-    except (WatchdogError, ValueError, OSError) as exc:
-        result = CheckResult(CheckCode.UNKNOWN, [f"cannot open the database: {exc}"])
+        engine = obj.engine()
+    except Exception as exc:  # noqa: BLE001 - a plugin answers UNKNOWN, never a traceback
+        from watchdog.cli import error_report
+
+        reason = error_report(exc)[0].removeprefix("error: ")
+        result = CheckResult(CheckCode.UNKNOWN, [f"cannot open the database: {reason}"])
     else:
         try:
-            result = nagios_check(engine, _clock(ctx), warn, crit)
+            result = nagios_check(engine, _clock(ctx), warn, crit, obj.config)
         finally:
             engine.dispose()
     click.echo(result.line)

@@ -84,13 +84,17 @@ class ProviderSettings:
         return secret
 
 
+DEFAULT_LEASE = dt.timedelta(seconds=15)
+"""``scheduler.lease``: a dead worker's rows are free this long after its last heartbeat."""
+
+
 @dataclass(frozen=True, slots=True)
 class SchedulerSettings:
     """How often the daemon scans and how a pass claims work."""
 
     scan_interval: dt.timedelta = dt.timedelta(minutes=5)
     misfire_grace: dt.timedelta = dt.timedelta(minutes=2)
-    lease: dt.timedelta = dt.timedelta(minutes=5)
+    lease: dt.timedelta = DEFAULT_LEASE
     batch_size: int = 100
     concurrency: int = 64
     stop_timeout: dt.timedelta = dt.timedelta(seconds=60)
@@ -103,6 +107,8 @@ class ApiSettings:
     host: str = "127.0.0.1"
     port: int = 8787
     enabled: bool = True
+    # /v1/docs: the Swagger page loads its scripts from a CDN, so it is off unless asked for.
+    docs: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -214,11 +220,40 @@ def parse_config(data: Mapping[str, Any], environ: Mapping[str, str] | None = No
         name: _provider(name, _table(providers_table, name.value, "providers"), policy, env)
         for name in ProviderName
     }
-    return Config(
+    config = Config(
         database_url=url, policy=policy, scheduler=scheduler, api=api, timezone=timezone,
         providers=providers, alerts=parse_alert_settings(_table(data, "alerts"), env),
         metrics=parse_metrics_settings(_table(data, "metrics")), raw=dict(data),
     )
+    _register_secrets(config)
+    return config
+
+
+def _loopback(url: str) -> bool:
+    """True when ``url``'s host is this machine (127.0.0.0/8, ::1, localhost)."""
+    import ipaddress
+    import urllib.parse
+
+    host = urllib.parse.urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _register_secrets(config: Config) -> None:
+    """Tell the log and error scrubber every secret this configuration holds."""
+    from watchdog.dberrors import secrets_of
+    from watchdog.logs import register_secrets
+
+    register_secrets(*secrets_of(config.database_url))
+    for provider in config.providers.values():
+        register_secrets(*(s.reveal() for s in provider.credentials.values()))
+    for sink in config.alerts.sinks:
+        if sink.secret is not None:
+            register_secrets(sink.secret.reveal())
 
 
 def _provider(
@@ -241,6 +276,11 @@ def _provider(
         not isinstance(base_url, str) or not base_url.startswith(("http://", "https://"))
     ):
         raise ConfigError(f"{where}.base_url: {base_url!r} is not an http(s) URL")
+    if base_url is not None and base_url.startswith("http://") and not _loopback(base_url):
+        raise ConfigError(
+            f"{where}.base_url: {base_url!r} is plain http:// to a remote host, which would "
+            "send the provider keys unencrypted; use https:// (http:// is allowed for "
+            "loopback only)")
     credentials = {
         var: secret
         for var in PROVIDER_SECRET_VARIABLES[name]
@@ -325,15 +365,21 @@ def _scheduler(table: Mapping[str, Any]) -> SchedulerSettings:
     )
     if settings.scan_interval <= dt.timedelta(0):
         raise ConfigError("scheduler.scan_interval: must be positive")
+    if settings.lease < dt.timedelta(seconds=1):
+        raise ConfigError(
+            "scheduler.lease: must be at least 1s (a worker renews its heartbeat every third "
+            "of a lease)"
+        )
     return settings
 
 
 def _api(table: Mapping[str, Any]) -> ApiSettings:
-    _only_keys(table, {"host", "port", "enabled"}, "api")
+    _only_keys(table, {"host", "port", "enabled", "docs"}, "api")
     return ApiSettings(
         host=_str(table, "host", "api", "127.0.0.1"),
         port=_int(table, "port", "api", 8787, minimum=0, maximum=65535),
         enabled=_bool(table, "enabled", "api", True),
+        docs=_bool(table, "docs", "api", False),
     )
 
 

@@ -15,6 +15,7 @@ from watchdog.audit import AuditEvent
 from watchdog.db import transaction
 from watchdog.domain import ProviderName
 from watchdog.models import Control
+from watchdog.text import printable
 
 GLOBAL = "*"
 
@@ -58,6 +59,7 @@ def pause(engine: Engine, scope: str, reason: str, actor: str, now: dt.datetime)
     _check_scope(scope)
     if not reason.strip():
         raise ValueError("--reason is required: say why money movement is paused")
+    printable("--reason", reason)
     with transaction(engine) as session:
         row = session.get(Control, _pause_key(scope))
         value = json.dumps({"reason": reason})
@@ -107,6 +109,7 @@ def approve(
     """Allow an automatic capture above ``max_capture_amount`` for one authorization."""
     from watchdog import store
 
+    printable("--note", note)
     with transaction(engine) as session:
         row = store.get(session, authorization_id)
         key = _approval_key(authorization_id)

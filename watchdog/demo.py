@@ -21,6 +21,7 @@ from watchdog.config import load_config
 from watchdog.db import transaction
 from watchdog.models import Alert, Authorization
 from watchdog.money import format_money
+from watchdog.private import PRIVATE_DIR, write_private
 from watchdog.sandbox.credentials import SANDBOX_ENV
 from watchdog.sandbox.server import SandboxServer
 from watchdog.scheduler import Daemon
@@ -64,7 +65,8 @@ def _write_config(workdir: Path, base_urls: dict[str, str]) -> Path:
     providers = "\n".join(
         f'[providers.{name}]\nbase_url = "{url}"\n' for name, url in base_urls.items()
     )
-    path.write_text(
+    write_private(
+        path,
         f"""# Written by `expiry-watchdog demo`: the embedded default database plus the sandbox.
 [database]
 url = "sqlite:///{(workdir / "watchdog.db").resolve()}"
@@ -82,14 +84,13 @@ scan_interval = "2s"
 enabled = false
 
 {providers}""",
-        encoding="utf-8",
     )
     return path
 
 
 def run_demo(workdir: Path, passes: int) -> None:
     """Run the demo scenario and print each step."""
-    workdir.mkdir(parents=True, exist_ok=True)
+    workdir.mkdir(mode=PRIVATE_DIR, parents=True, exist_ok=True)
     for leftover in workdir.glob("watchdog.db*"):
         leftover.unlink()
     os.environ.update(SANDBOX_ENV)
@@ -143,7 +144,7 @@ def run_demo(workdir: Path, passes: int) -> None:
         for effect in sandbox.ledger():
             click.echo(
                 f"  {effect['provider']:<9} {effect['operation']:<8} {effect['order_id']:<18} "
-                f"{effect['amount']} {effect['currency']}"
+                f"{format_money(effect['amount'], effect['currency'])}"
             )
         report = audit.verify(engine)
         # As the user invoked us (``.venv/bin/expiry-watchdog`` under ``make run``).

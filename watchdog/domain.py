@@ -25,6 +25,10 @@ class State(enum.StrEnum):
     CAPTURED = "captured"
     CANCELING = "canceling"
     CANCELED = "canceled"
+    # The provider accepted our capture / cancel but has not confirmed it yet (JPMMPS
+    # CAPTURE_PENDING, Flitt ``hold`` / reversal ``processing``): polled, never final.
+    CONFIRMING_CAPTURE = "confirming_capture"
+    CONFIRMING_CANCEL = "confirming_cancel"
     EXPIRED = "expired"
     NEEDS_ATTENTION = "needs_attention"
 
@@ -37,6 +41,11 @@ class State(enum.StrEnum):
     def is_in_flight(self) -> bool:
         """True while a capture or cancel request may be at the provider."""
         return self in (State.CAPTURING, State.CANCELING)
+
+    @property
+    def is_confirming(self) -> bool:
+        """True while an accepted effect waits for the provider's confirmation."""
+        return self in (State.CONFIRMING_CAPTURE, State.CONFIRMING_CANCEL)
 
 
 FINAL_STATES = frozenset({State.CAPTURED, State.CANCELED, State.EXPIRED})

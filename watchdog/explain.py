@@ -14,6 +14,7 @@ from watchdog.domain import DeadlineSource, OnDeadline, ProviderName
 from watchdog.durations import format_duration
 from watchdog.money import format_money
 from watchdog.policy import capture_target, effective_on_deadline, open_amount, plan, timeline
+from watchdog.providers.truth import meaning_of
 
 _SOURCE_TEXT = {
     DeadlineSource.PROVIDER_REPORTED: "reported by the provider in its status answer",
@@ -70,6 +71,7 @@ def explain(
         f"authorization #{row.id}: {provider} order {row.order_id}, "
         f"{format_money(row.amount, row.currency)}, state {row.state}, "
         f"captured {format_money(row.captured_amount, row.currency)}",
+        f"provider status: {meaning_of(provider, row.provider_state)}",
         f"deadline {when(tl.deadline)}: {_SOURCE_TEXT[tl.deadline_source]}",
         f"  candidates: window {format_duration(rules.window)} -> "
         f"{(snap.authorized_at + rules.window).isoformat()}"

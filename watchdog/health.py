@@ -14,21 +14,21 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from fastapi import APIRouter, FastAPI, Response
+from fastapi import APIRouter, FastAPI, Request, Response
 from sqlalchemy import Engine, func, select, text
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Session
 
-from watchdog import audit, migrate
+from watchdog import audit, migrate, workers
 from watchdog.alerting import AlertKind, AlertStatus, Severity, dedup_key, raise_alert
 from watchdog.alerts.settings import AlertSettings, alert_settings_of
 from watchdog.audit import AuditEvent, process_actor
 from watchdog.clock import SYSTEM_CLOCK, Clock
+from watchdog.config import DEFAULT_LEASE, Config
 from watchdog.db import transaction
-from watchdog.domain import FINAL_STATES, State
 from watchdog.durations import format_duration
 from watchdog.metrics import CONTENT_TYPE, DEFAULT_METRICS, Metrics, render_metrics
 from watchdog.models import Alert, AuditRow, Authorization, Pass
+from watchdog.risk import open_states, read_risk
 
 WATCHDOG_SUBJECT = "watchdog"
 PROVIDER_EVENTS = ("scan:status:read", "scan:capture:outcome", "scan:cancel:outcome")
@@ -207,47 +207,52 @@ class CheckResult:
 
 
 def nagios_check(engine: Engine, clock: Clock, warning_stale: dt.timedelta,
-                 critical_stale: dt.timedelta) -> CheckResult:
-    """Evaluate the state for ``expiry-watchdog check``; UNKNOWN if the database is unusable."""
+                 critical_stale: dt.timedelta, config: Config) -> CheckResult:
+    """Evaluate the state for ``expiry-watchdog check``; UNKNOWN if the database is unusable.
+
+    The authorizations are judged with ``clock`` and ``config``'s leads (``watchdog.risk``),
+    not through the alerts the scanner raised; firing alerts and the pass heartbeat are
+    judged too, so the answer is never better than either line of defence says. Workers
+    holding rows without a heartbeat within ``config.scheduler.lease`` are named.
+    """
     try:
         if not migrate.is_at_head(engine):
             return CheckResult(CheckCode.UNKNOWN, [
                 "database schema is not at this version's head; run expiry-watchdog db upgrade"])
-        return _check(engine, clock.now(), warning_stale, critical_stale)
-    except (SQLAlchemyError, OSError) as exc:  # the plugin answers UNKNOWN
-        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        return CheckResult(CheckCode.UNKNOWN, [f"database unreachable: {first}"])
+        return _check(engine, clock.now(), warning_stale, critical_stale, config)
+    except Exception as exc:  # noqa: BLE001 - the plugin answers UNKNOWN, never a traceback
+        return CheckResult(CheckCode.UNKNOWN, [f"database unreachable: {_why(exc, engine)}"])
+
+
+def _why(exc: BaseException, engine: Engine) -> str:
+    """A database failure as one sentence naming host and port, without the password."""
+    from watchdog.dberrors import describe
+    from watchdog.logs import scrub
+
+    return scrub(describe(exc, engine.url))
 
 
 def _check(engine: Engine, now: dt.datetime, warning_stale: dt.timedelta,
-           critical_stale: dt.timedelta) -> CheckResult:
-    open_states = [s.value for s in State if s not in FINAL_STATES]
+           critical_stale: dt.timedelta, config: Config) -> CheckResult:
     with transaction(engine) as session:
         open_count = session.scalar(select(func.count()).where(
-            Authorization.state.in_(open_states))) or 0
+            Authorization.state.in_(open_states()))) or 0
         at_risk = session.scalar(select(func.count()).where(
-            Authorization.state.in_(open_states),
+            Authorization.state.in_(open_states()),
             Authorization.deadline <= now + AT_RISK_WITHIN)) or 0
-        attention = session.scalar(select(func.count()).where(
-            Authorization.state == State.NEEDS_ATTENTION.value)) or 0
-        expired = session.scalar(select(func.count()).where(
-            Alert.kind == AlertKind.AUTHORIZATION_EXPIRED.value,
-            Alert.status == AlertStatus.FIRING.value,
-            Alert.updated_at >= now - dt.timedelta(hours=24))) or 0
+        risk = read_risk(session, now, config)
         firing = dict(session.execute(
             select(Alert.severity, func.count()).where(Alert.status == AlertStatus.FIRING.value)
             .group_by(Alert.severity)).all())
         last = last_successful_pass(session)
+        worker_rows = workers.status(session, now, config.scheduler.lease)
+    stalled = [w for w in worker_rows if w.stalled and w.held]
     critical = firing.get(Severity.CRITICAL.value, 0)
     warning = firing.get(Severity.WARNING.value, 0)
     age = (now - last) if last is not None else None
     result = CheckResult(CheckCode.OK, summary=f"{open_count} open, {critical} critical")
-    crit: list[str] = []
-    warn: list[str] = []
-    if attention:
-        crit.append(f"{attention} need attention")
-    if expired:
-        crit.append(f"{expired} expired in the last 24h unacknowledged")
+    crit = risk.critical()
+    warn = risk.warning()
     if critical:
         crit.append(f"{critical} critical alerts firing")
     if age is None:
@@ -258,6 +263,10 @@ def _check(engine: Engine, now: dt.datetime, warning_stale: dt.timedelta,
         warn.append(f"last successful pass {format_duration(age)} ago")
     if warning:
         warn.append(f"{warning} warning alerts firing")
+    for worker in stalled:
+        since = (f"no heartbeat for {format_duration(now - worker.heartbeat_at)}"
+                 if worker.heartbeat_at is not None else "no heartbeat row")
+        warn.append(f"worker {worker.worker} holds {worker.held} rows with {since}")
     if crit:
         result.code, result.problems = CheckCode.CRITICAL, crit + warn
     elif warn:
@@ -265,9 +274,16 @@ def _check(engine: Engine, now: dt.datetime, warning_stale: dt.timedelta,
     age_text = f"{int(age.total_seconds())}s" if age is not None else "U"
     result.perf = {
         "open": str(open_count), "at_risk": str(at_risk), "critical": str(critical),
-        "warning": str(warning), "needs_attention": str(attention), "expired_24h": str(expired),
+        "warning": str(warning), "needs_attention": str(risk.needs_attention),
+        "past_deadline": str(risk.past_deadline.count),
+        "critical_window": str(risk.critical_window.count),
+        "alert_window": str(risk.alert_window.count), "confirming": str(risk.confirming.count),
+        "expired_unacked": str(risk.expired_unacknowledged.count),
         "last_pass_age": f"{age_text};{int(warning_stale.total_seconds())};"
                          f"{int(critical_stale.total_seconds())}",
+        "workers": str(sum(1 for w in worker_rows if not w.stalled)),
+        "stalled_workers": str(len(stalled)),
+        "rows_held_by_stalled": str(sum(w.held for w in stalled)),
     }
     return result
 
@@ -284,19 +300,23 @@ def readiness(
         with engine.connect() as connection:
             connection.execute(text("SELECT 1"))
         checks["database"] = "ok"
-    except (SQLAlchemyError, OSError) as exc:  # "not ready", with the reason
-        checks["database"] = f"unreachable: {str(exc).splitlines()[0] if str(exc) else exc!r}"
+    except Exception as exc:  # noqa: BLE001 - "not ready", with the reason, never a 500
+        checks["database"] = f"unreachable: {_why(exc, engine)}"
         return False, checks
     try:
         at_head = migrate.is_at_head(engine)
-    except SQLAlchemyError as exc:  # an unreadable version table is "not at head"
-        checks["schema"] = f"unreadable: {type(exc).__name__}"
+    except Exception as exc:  # noqa: BLE001 - an unreadable version table is "not at head"
+        checks["schema"] = f"unreadable: {_why(exc, engine)}"
         return False, checks
     checks["schema"] = "ok" if at_head else "not at head; run expiry-watchdog db upgrade"
     if not at_head:
         return False, checks
-    with transaction(engine) as session:
-        last = last_successful_pass(session)
+    try:
+        with transaction(engine) as session:
+            last = last_successful_pass(session)
+    except Exception as exc:  # noqa: BLE001 - the heartbeat is unreadable: not ready
+        checks["heartbeat"] = f"unreadable: {_why(exc, engine)}"
+        return False, checks
     if last is None:
         checks["heartbeat"] = "no successful pass yet"
         return False, checks
@@ -308,14 +328,26 @@ def readiness(
 
 
 def build_router(engine: Engine, settings: AlertSettings | None = None,
-                 clock: Clock = SYSTEM_CLOCK, metrics: Metrics = DEFAULT_METRICS) -> APIRouter:
-    """``/metrics``, ``/healthz`` (alive) and ``/readyz`` for mounting in the API app."""
+                 clock: Clock = SYSTEM_CLOCK, metrics: Metrics = DEFAULT_METRICS,
+                 lease: dt.timedelta = DEFAULT_LEASE, *,
+                 require_token: bool = False) -> APIRouter:
+    """``/metrics``, ``/healthz`` (alive) and ``/readyz`` for mounting in the API app.
+
+    ``lease`` tells a stalled worker (no heartbeat within it) from a live one. With
+    ``require_token`` (``[metrics] require_token``), ``/metrics`` answers only a request
+    bearing an active API token (read scope is enough); the probes stay open.
+    """
     max_age = (settings or AlertSettings()).stale_critical
     router = APIRouter()
 
     @router.get("/metrics", include_in_schema=False)
-    def metrics_endpoint() -> Response:
-        return Response(render_metrics(engine, metrics, clock), media_type=CONTENT_TYPE)
+    def metrics_endpoint(request: Request) -> Response:
+        if require_token and not _bearer_ok(engine, request, clock):
+            return Response('{"errors":[{"field":"authorization","reason":"a valid bearer '
+                            'token is required"}]}', status_code=401,
+                            media_type="application/json",
+                            headers={"WWW-Authenticate": "Bearer"})
+        return Response(render_metrics(engine, metrics, clock, lease), media_type=CONTENT_TYPE)
 
     @router.get("/healthz")
     def healthz() -> dict[str, str]:
@@ -330,10 +362,27 @@ def build_router(engine: Engine, settings: AlertSettings | None = None,
     return router
 
 
+def _bearer_ok(engine: Engine, request: Request, clock: Clock) -> bool:
+    """True when the request carries an active API token."""
+    from watchdog import tokens
+
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        return False
+    return tokens.authenticate(engine, token.strip(), clock.now()) is not None
+
+
+def metrics_token_required(config: Any) -> bool:
+    """``[metrics] require_token`` of a Config (False when it has none)."""
+    return bool(getattr(getattr(config, "metrics", None), "require_token", False))
+
+
 def make_metrics_app(engine: Engine, config: Any, clock: Clock = SYSTEM_CLOCK,
                      metrics: Metrics = DEFAULT_METRICS) -> FastAPI:
     """A standalone ASGI app with the three routes (the daemon serves it on ``[metrics]``)."""
     app = FastAPI(title="expiry-watchdog metrics", docs_url=None, redoc_url=None,
                   openapi_url=None)
-    app.include_router(build_router(engine, alert_settings_of(config), clock, metrics))
+    lease = config.scheduler.lease if config is not None else DEFAULT_LEASE
+    app.include_router(build_router(engine, alert_settings_of(config), clock, metrics, lease,
+                                    require_token=metrics_token_required(config)))
     return app

@@ -28,13 +28,15 @@ import time
 from collections.abc import Awaitable, Iterator
 from typing import TYPE_CHECKING, Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from sqlalchemy import Engine, case, func, select
 from sqlalchemy.exc import SQLAlchemyError
 
+from watchdog import workers
 from watchdog.clock import SYSTEM_CLOCK, Clock
+from watchdog.config import DEFAULT_LEASE
 from watchdog.db import transaction
 from watchdog.domain import FINAL_STATES, ProviderName, State
 from watchdog.models import Alert, AlertDelivery, Authorization, Pass
@@ -80,6 +82,23 @@ class Metrics:
             f"{PREFIX}_pass_steps", "Steps executed by scan passes.", ["step"], registry=r)
         self.pass_errors = Counter(
             f"{PREFIX}_pass_errors", "Rows that failed inside a pass.", registry=r)
+        self.audit_last_id = Gauge(
+            f"{PREFIX}_audit_checkpoint_last_id", "Audit chain checkpoint: id of the head row.",
+            registry=r)
+        self.audit_rows = Gauge(
+            f"{PREFIX}_audit_checkpoint_rows", "Audit chain checkpoint: rows in the chain.",
+            registry=r)
+        self.audit_head_prefix = Gauge(
+            f"{PREFIX}_audit_checkpoint_head_prefix",
+            "Audit chain checkpoint: the head MAC's first 12 hex digits as an integer "
+            "(the full MAC is in the checkpoint file and the pass's log line).", registry=r)
+        self.audit_checkpoint_time = Gauge(
+            f"{PREFIX}_audit_checkpoint_timestamp_seconds",
+            "When the last audit checkpoint was written.", registry=r)
+        self.audit_checkpoint_refused = Counter(
+            f"{PREFIX}_audit_checkpoint_refused",
+            "Checkpoints refused because the table no longer held the previous one.",
+            registry=r)
         self.alerts_sent = Counter(
             f"{PREFIX}_alerts_sent", "Alert delivery attempts by sink and outcome.",
             ["sink", "outcome"], registry=r)
@@ -93,6 +112,14 @@ class Metrics:
             self.pass_steps.labels(step).inc(count)
         if report.errors:
             self.pass_errors.inc(report.errors)
+        if report.checkpoint is not None:
+            cp = report.checkpoint
+            self.audit_last_id.set(cp.last_id)
+            self.audit_rows.set(cp.rows)
+            self.audit_head_prefix.set(int(cp.head[:12], 16))
+            self.audit_checkpoint_time.set(dt.datetime.fromisoformat(cp.at).timestamp())
+        if report.audit_problem is not None:
+            self.audit_checkpoint_refused.inc()
 
     def alert_delivery(self, sink: str, outcome: str) -> None:
         """Count one delivery attempt."""
@@ -160,9 +187,11 @@ class MeteredAdapter:
 class DatabaseCollector(Collector):
     """Reads the state at scrape time: a few GROUP BY queries on indexed columns."""
 
-    def __init__(self, engine: Engine, clock: Clock = SYSTEM_CLOCK) -> None:
+    def __init__(self, engine: Engine, clock: Clock = SYSTEM_CLOCK,
+                 lease: dt.timedelta = DEFAULT_LEASE) -> None:
         self.engine = engine
         self.clock = clock
+        self.lease = lease
 
     def collect(self) -> Iterator[Metric]:
         """Yield the database-backed families; ``database_up`` 0 if the database fails."""
@@ -206,6 +235,7 @@ class DatabaseCollector(Collector):
             last_pass = session.scalar(
                 select(func.max(Pass.finished_at)).where(Pass.ok.is_(True))
             )
+            worker_rows = workers.status(session, now, self.lease)
         count = GaugeMetricFamily(
             f"{PREFIX}_open_authorizations",
             "Authorizations not yet captured, cancelled or expired, by time to deadline.",
@@ -236,6 +266,7 @@ class DatabaseCollector(Collector):
         for sink, n in pending_rows:
             pending.add_metric([sink], n)
         yield pending
+        yield from _worker_families(worker_rows)
         if last_pass is not None:
             heartbeat = GaugeMetricFamily(
                 f"{PREFIX}_last_successful_pass_timestamp_seconds",
@@ -244,11 +275,38 @@ class DatabaseCollector(Collector):
             yield heartbeat
 
 
+def _worker_families(rows: list[workers.WorkerStatus]) -> Iterator[Metric]:
+    """Each worker's last heartbeat and the rows it holds; the stalled ones holding rows."""
+    beat = GaugeMetricFamily(
+        f"{PREFIX}_worker_heartbeat_timestamp_seconds",
+        "Unix time of each worker's last heartbeat (renewed every third of a lease).",
+        labels=["worker"])
+    held = GaugeMetricFamily(
+        f"{PREFIX}_worker_rows_held", "Authorizations leased to each worker right now.",
+        labels=["worker"])
+    for row in rows:
+        if row.heartbeat_at is not None:
+            beat.add_metric([row.worker], row.heartbeat_at.timestamp())
+        held.add_metric([row.worker], row.held)
+    stalled = [row for row in rows if row.stalled and row.held]
+    stalled_workers = GaugeMetricFamily(
+        f"{PREFIX}_stalled_workers",
+        "Workers holding rows without a heartbeat within one lease (their rows are free to "
+        "claim once the lease ran out; a live worker's next pass takes them).")
+    stalled_workers.add_metric([], len(stalled))
+    stalled_rows = GaugeMetricFamily(
+        f"{PREFIX}_rows_held_by_stalled_workers",
+        "Authorizations leased to workers that stopped heartbeating.")
+    stalled_rows.add_metric([], sum(row.held for row in stalled))
+    yield from (beat, held, stalled_workers, stalled_rows)
+
+
 def render_metrics(engine: Engine, metrics: Metrics = DEFAULT_METRICS,
-                   clock: Clock = SYSTEM_CLOCK) -> bytes:
+                   clock: Clock = SYSTEM_CLOCK,
+                   lease: dt.timedelta = DEFAULT_LEASE) -> bytes:
     """The exposition text: database state plus this process's counters."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(DatabaseCollector(engine, clock))
+    registry.register(DatabaseCollector(engine, clock, lease))
     return generate_latest(registry) + generate_latest(metrics.registry)
 
 

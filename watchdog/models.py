@@ -68,6 +68,8 @@ PARTIAL_INDEXES = {
     "ix_authorizations_due": "next_action_at IS NOT NULL",
     "ix_actions_open": "status IN ('pending', 'unknown')",
     "ix_alert_deliveries_pending": "status = 'pending'",
+    "ix_authorizations_unsynced": "last_synced_at IS NULL",
+    "ix_authorizations_claimed_by": "claimed_by IS NOT NULL",
 }
 """The WHERE of each partial index, as the migrations create it on both databases.
 
@@ -102,7 +104,11 @@ class Authorization(Base):
             "next_action_at",
             "id",  # the claim's ORDER BY: read n entries and stop, no sort
         ),
-        Index("ix_authorizations_state", "state"),
+        Index("ix_authorizations_state_deadline", "state", "deadline"),  # check (risk.py)
+        # Partial (WHERE last_synced_at IS NULL): the early read's queue, deadline first.
+        Index("ix_authorizations_unsynced", "deadline", "id"),
+        # Partial (WHERE claimed_by IS NOT NULL): the rows held right now, per worker.
+        Index("ix_authorizations_claimed_by", "claimed_by"),
     )
 
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
@@ -174,8 +180,20 @@ class Action(Base):
     completed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
 
 
+class Installation(Base):
+    """One row: this database's random id, made with the schema (migration 0005).
+
+    Every idempotency key carries it, so keys never repeat across databases: a new
+    database gets a new id, a restore keeps its own."""
+
+    __tablename__ = "installation"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+
+
 class AuditRow(Base):
-    """Append-only, hash-chained record of every decision and provider call."""
+    """Append-only record of every decision and provider call, chained by a keyed MAC (audit.py)."""
 
     __tablename__ = "audit_log"
     __table_args__ = (Index("ix_audit_log_authorization_id", "authorization_id"),)
@@ -194,6 +212,8 @@ class AuditRow(Base):
     state_to: Mapped[str | None] = mapped_column(String(24))
     outcome: Mapped[str | None] = mapped_column(String(24))
     detail: Mapped[str] = mapped_column(Text)
+    # From the re-key row on: the previous row's MAC and this row's HMAC-SHA256 (hex); before
+    # it, the legacy plain SHA-256 links.
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
 
@@ -236,6 +256,26 @@ class Pass(Base):
     failed: Mapped[int] = mapped_column(Integer, default=0)
     ok: Mapped[bool] = mapped_column(Boolean, default=False)
     dry_run: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class Worker(Base):
+    """A live scanning process and its heartbeat (procrastinate's ``workers`` table).
+
+    Rows leased to a worker whose heartbeat is older than one lease, or that has no row
+    here, are free to claim: a dead worker's rows come back within one lease of its last
+    heartbeat, however slow the provider call it died in.
+    """
+
+    __tablename__ = "workers"
+    __table_args__ = (Index("ix_workers_heartbeat_at", "heartbeat_at"),)
+
+    id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    started_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    heartbeat_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    # Boot id and PID namespace of the process: a restarted daemon with the same key can
+    # tell that a previous incarnation's pid is gone and take its rows at once.
+    host_key: Mapped[str | None] = mapped_column(String(120))
+    pid: Mapped[int | None] = mapped_column(Integer)
 
 
 class AlertDelivery(Base):

@@ -22,6 +22,7 @@ from watchdog.domain import (
     State,
 )
 from watchdog.errors import InstructionError, InstructionRefused
+from watchdog.money import format_money
 from watchdog.providers.base import ProviderRules
 
 
@@ -36,6 +37,7 @@ class Step(enum.StrEnum):
     ALERT_CRITICAL = "alert_critical"
     EXPIRE = "expire"  # too late to act safely: record expired and page
     RECOVER = "recover"  # an intent has no recorded outcome: find out what happened
+    CONFIRM = "confirm"  # an accepted effect is pending at the provider: read its status
 
 
 @dataclass(frozen=True, slots=True)
@@ -164,6 +166,11 @@ def plan(
     tl = timeline(auth, rules, policy)
     if auth.state.is_in_flight:
         return Decision(Step.RECOVER, now, f"{auth.state} without a recorded outcome")
+    if auth.state.is_confirming:
+        if auth.not_before is None or now >= auth.not_before:
+            return Decision(Step.CONFIRM, now, f"{auth.state}: ask the provider whether the "
+                            "pending effect is confirmed")
+        return Decision(Step.WAIT, auth.not_before, f"{auth.state}: next status poll")
     if auth.state is State.NEEDS_ATTENTION:
         return _plan_needs_attention(auth, tl, now)
     if now >= tl.guard_at:
@@ -186,6 +193,24 @@ def plan(
     if now >= tl.alert_at and (auth.last_synced_at is None or auth.last_synced_at < tl.alert_at):
         return Decision(Step.SYNC, now, "confirm the provider's deadline and open amount")
     return Decision(Step.WAIT, _next_instant(auth, rules, policy, tl, now), "nothing due yet")
+
+
+CONFIRM_POLLS: tuple[dt.timedelta, ...] = tuple(
+    dt.timedelta(seconds=s) for s in (0, 5, 15, 30, 60, 120, 300)
+)
+"""Waits between status polls of a pending effect: the first read at once (most pending
+captures settle within a second), then backing off to every 5 minutes, which repeats."""
+
+
+def confirm_poll_at(polls: int, tl: Timeline, now: dt.datetime) -> dt.datetime:
+    """When to read the status of a pending effect again after ``polls`` reads.
+
+    The schedule is clipped to the timeline: a poll always falls on ``critical_at`` (to page
+    while a human can still act) and on the deadline (where a still-pending effect is handed
+    to a human), whichever comes before the next scheduled read."""
+    wait = CONFIRM_POLLS[min(max(polls, 0), len(CONFIRM_POLLS) - 1)]
+    candidates = [now + wait] + [t for t in (tl.critical_at, tl.deadline) if t > now]
+    return min(candidates)
 
 
 def _plan_needs_attention(
@@ -290,7 +315,8 @@ def validate_instruction(
         raise InstructionError(f"amount must be positive, got {amount}")
     if amount > available:
         raise InstructionError(
-            f"amount {amount} exceeds the open amount {available} {auth.currency} "
+            f"amount {amount} exceeds the open amount {available} (minor units: "
+            f"{format_money(amount, auth.currency)} > {format_money(available, auth.currency)}) "
             f"of authorization {auth.id}"
         )
     if amount < rules.min_capture_amount:
@@ -298,6 +324,13 @@ def validate_instruction(
             f"amount {amount} is below {rules.name}'s minimum capture {rules.min_capture_amount}"
         )
     partial = amount < available
+    remainder = available - amount
+    if partial and rules.multiple_captures and not final and remainder < rules.min_capture_amount:
+        raise InstructionError(
+            f"amount {amount} leaves {remainder} {auth.currency} open, below {rules.name}'s "
+            f"minimum capture {rules.min_capture_amount}: that remainder could never be "
+            f"captured; capture all {available}, or send final=true to release the remainder"
+        )
     if partial and not rules.multiple_captures and not final:
         raise InstructionError(
             f"{rules.name} allows one capture only: capturing {amount} of {available} releases "

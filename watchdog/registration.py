@@ -13,13 +13,14 @@ import pendulum
 from watchdog.domain import OnDeadline, ProviderName
 from watchdog.errors import ValidationError
 from watchdog.money import CurrencyError, exponent
+from watchdog.text import printable
 
 FIELDS = (
     "provider", "order_id", "amount", "currency", "authorized_at",
     "reference", "expires_at", "on_deadline", "capture_amount",
 )
 REQUIRED = ("provider", "order_id", "amount", "currency", "authorized_at")
-_ORDER_ID = re.compile(r"^[A-Za-z0-9_.:\-]{1,64}$")
+_ORDER_ID = re.compile(r"[A-Za-z0-9_.:\-]{1,64}")  # fullmatch: "$" allows a final newline
 
 
 @dataclass(frozen=True, slots=True)
@@ -111,7 +112,7 @@ def validate_record(data: Mapping[str, Any]) -> NewAuthorization:
         known = ", ".join(p.value for p in ProviderName)
         raise ValidationError("provider", f"{data['provider']!r} is not one of {known}") from None
     order_id = str(data["order_id"]).strip()
-    if not _ORDER_ID.match(order_id):
+    if not _ORDER_ID.fullmatch(order_id):
         raise ValidationError("order_id", "must be 1-64 characters of letters, digits, _ . : -")
     if provider is ProviderName.JPMMPS and len(order_id) > 36:
         raise ValidationError("order_id", "a JPMMPS transactionId has at most 36 characters")
@@ -141,7 +142,7 @@ def validate_record(data: Mapping[str, Any]) -> NewAuthorization:
         raise ValidationError("capture_amount", f"{capture_amount} exceeds amount {amount}")
     reference = data.get("reference")
     if reference is not None:
-        reference = str(reference).strip() or None
+        reference = printable("reference", str(reference)).strip() or None
         if reference is not None and len(reference) > 128:
             raise ValidationError("reference", "at most 128 characters")
     return NewAuthorization(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -22,6 +23,7 @@ from watchdog.providers.http import make_http_client
 from watchdog.providers.limits import LimitedAdapter
 from watchdog.providers.registry import build_adapter
 from watchdog.scan import Scanner
+from watchdog.workers import Heartbeat
 
 log = logging.getLogger("watchdog.runtime")
 
@@ -80,7 +82,9 @@ async def scanner_runtime(
     worker: str | None = None,
     dry_run: bool = False,
 ) -> AsyncIterator[Runtime]:
-    """A scanner with its HTTP client; closes the client on exit."""
+    """A scanner with its HTTP client and its worker's heartbeat (a thread, so a busy
+    event loop never makes a live worker look dead); on exit the heartbeat stops, the
+    worker's row goes, and the client is closed."""
     client = make_http_client(max_connections=max(64, config.scheduler.concurrency * 2))
     try:
         adapters, problems = configured_adapters(config, client)
@@ -92,6 +96,11 @@ async def scanner_runtime(
         scanner = Scanner(
             engine, config, adapters, clock, worker or process_actor(), dry_run=dry_run
         )
-        yield Runtime(scanner, client, problems)
+        heartbeat = Heartbeat(engine, scanner.worker, clock, config.scheduler.lease)
+        await asyncio.to_thread(heartbeat.start)
+        try:
+            yield Runtime(scanner, client, problems)
+        finally:
+            await asyncio.to_thread(heartbeat.stop)
     finally:
         await client.aclose()

@@ -1,8 +1,12 @@
 """The daemon: APScheduler ticks, our authorizations table is the queue.
 
-APScheduler 3.x's AsyncIOScheduler runs one ``scan`` job every ``scan_interval``
-(coalesced, one instance at a time, explicit misfire grace). SIGTERM/SIGINT stop
-claiming new rows, let the pass in hand finish, then exit.
+APScheduler 3.x's AsyncIOScheduler runs one ``scan`` job (coalesced, one instance at a
+time, explicit misfire grace). After each pass the job is moved to the earliest instant
+there is work (a row's ``next_action_at``, or the instant a dead worker's row comes
+free), but no sooner than ``MIN_SLEEP`` and no later than ``scan_interval``: a
+confirmation poll due in 30 s or a crashed worker's rows get a pass when they are due,
+not at the next tick. SIGTERM/SIGINT stop claiming new rows, let the pass in hand
+finish, then exit.
 """
 
 from __future__ import annotations
@@ -17,8 +21,9 @@ from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy import Engine
 from sqlalchemy.exc import OperationalError
+from sqlalchemy.orm import Session
 
-from watchdog import systemd
+from watchdog import store, systemd
 from watchdog.alerts.sender import sender_tick
 from watchdog.api.server import embedded_api
 from watchdog.clock import SYSTEM_CLOCK, Clock
@@ -28,6 +33,25 @@ from watchdog.metrics import DEFAULT_METRICS, MetricsServer
 from watchdog.runtime import require_schema, scanner_runtime
 
 log = logging.getLogger("watchdog.daemon")
+
+MIN_SLEEP = dt.timedelta(seconds=2)
+"""The shortest wait between passes (bounded by ``scan_interval``): a row coming due
+every instant must not make the daemon spin."""
+
+
+def next_wake(
+    now: dt.datetime,
+    work_at: dt.datetime | None,
+    scan_interval: dt.timedelta,
+    min_sleep: dt.timedelta = MIN_SLEEP,
+) -> dt.datetime:
+    """When the next pass should start: at ``work_at``, clipped to
+    [now + min(min_sleep, scan_interval), now + scan_interval]."""
+    earliest = now + min(min_sleep, scan_interval)
+    latest = now + scan_interval
+    if work_at is None:
+        return latest
+    return min(max(work_at, earliest), latest)
 
 
 class Daemon:
@@ -48,6 +72,7 @@ class Daemon:
         self.max_passes = max_passes
         self.passes = 0
         self.last_ok: dt.datetime | None = None
+        self.in_pass = False
         self._done = asyncio.Event()
         self._pass_lock = asyncio.Lock()
 
@@ -74,6 +99,7 @@ class Daemon:
                 async with self._pass_lock:
                     if self._done.is_set():
                         return
+                    self.in_pass = True
                     try:
                         report = await scanner.run_pass()
                     except OperationalError as exc:
@@ -85,20 +111,29 @@ class Daemon:
                             },
                         )
                         self.engine.dispose()
+                        systemd.notify("STATUS=database unavailable; retrying every tick")
                         return
+                    finally:
+                        self.in_pass = False
                     DEFAULT_METRICS.observe_pass(report)
                     self.passes += 1
                     self.last_ok = self.clock.now()
+                    # `systemctl status` shows the latest one as "Status:".
+                    systemd.notify(f"STATUS=pass {self.passes} at {self.last_ok:%H:%M:%S} UTC: "
+                                   f"{report.summary()}")
                     log.info(
                         report.summary(),
                         extra={
                             "action": "scan:pass",
                             "claimed": report.claimed,
                             "errors": report.errors,
+                            **report.log_fields(),
                         },
                     )
                     if self.max_passes is not None and self.passes >= self.max_passes:
                         self._done.set()
+                        return
+                    self._wake_for_next_work(scheduler)
 
             scheduler = AsyncIOScheduler(timezone=dt.UTC)
             interval = self.config.scheduler.scan_interval.total_seconds()
@@ -146,7 +181,7 @@ class Daemon:
                     max_instances=1,
                 )
             scheduler.start()
-            systemd.notify("READY=1")
+            systemd.notify(f"READY=1\nSTATUS=started; a pass every {interval:g}s")
             log.info("started", extra={"action": "daemon:start", "scan_interval": interval})
             try:
                 await self._done.wait()
@@ -168,8 +203,35 @@ class Daemon:
                 await notify_client.aclose()
         return 0
 
+    def _wake_for_next_work(self, scheduler: AsyncIOScheduler) -> None:
+        """Move the scan job to the earliest instant there is work (``next_wake``)."""
+        settings = self.config.scheduler
+        try:
+            with Session(self.engine) as session:
+                work_at = store.next_work_at(session, settings.lease)
+        except OperationalError:
+            return  # the tick after scan_interval tries again
+        now = self.clock.now()
+        wake = next_wake(now, work_at, settings.scan_interval)
+        # APScheduler runs on the wall clock; the injected clock only says how long to wait.
+        scheduler.modify_job("scan", next_run_time=dt.datetime.now(dt.UTC) + (wake - now))
+        log.debug(
+            "next pass",
+            extra={"action": "daemon:wake", "at": wake.isoformat(),
+                   "work_at": work_at.isoformat() if work_at else None},
+        )
+
     async def _heartbeat(self) -> None:
-        """Tell systemd we are alive only while passes keep succeeding."""
+        """Tell systemd we are alive while passes keep succeeding or one is in hand.
+
+        A pass in hand counts: a long one (a slow provider, a big backlog) is work, not a
+        hang; its provider calls are bounded by their timeouts, and this job runs on the
+        same event loop, so a process that is frozen or stuck in a blocking call sends
+        nothing either way. Measured in a booted systemd (tests/deploy/
+        test_systemd_container.py): without this, a pass longer than 3 x scan_interval
+        had the daemon killed by WatchdogSec= in the middle of its captures.
+        """
         interval = self.config.scheduler.scan_interval * 3
-        if self.last_ok is None or self.clock.now() - self.last_ok <= interval:
+        if (self.in_pass or self.last_ok is None
+                or self.clock.now() - self.last_ok <= interval):
             systemd.notify("WATCHDOG=1")

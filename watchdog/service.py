@@ -20,17 +20,29 @@ from watchdog.clock import SYSTEM_CLOCK, Clock
 from watchdog.config import Config
 from watchdog.db import make_engine, transaction
 from watchdog.domain import InstructionKind, ProviderName, State
-from watchdog.errors import ConflictError, InstructionRefused, TransitionError
+from watchdog.errors import ConfigError, ConflictError, InstructionRefused, TransitionError
 from watchdog.importer import Rejection, parse_file
 from watchdog.models import Authorization
 from watchdog.policy import Timeline, timeline, validate_instruction
 from watchdog.registration import validate_record
 from watchdog.store import Registered
+from watchdog.text import printable
 
 
 def open_engine(config: Config) -> Engine:
-    """An engine on the configured database."""
-    return make_engine(config.database_url)
+    """An engine on the configured database; a URL that does not parse is a ConfigError
+    naming the key, with the password masked."""
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+    from watchdog.dberrors import redact, safe_url
+
+    try:
+        return make_engine(config.database_url)
+    except (ArgumentError, NoSuchModuleError, ValueError) as exc:
+        reason = redact(str(exc).splitlines()[0] if str(exc) else type(exc).__name__,
+                        config.database_url)
+        raise ConfigError(f"database.url: {safe_url(config.database_url)} is not usable: "
+                          f"{reason}") from None
 
 
 def register(
@@ -349,6 +361,7 @@ def resolve_attention(
         raise ValidationError("--state", f"must be one of {', '.join(sorted(_RESOLVABLE))}")
     if not note.strip():
         raise ValidationError("--note", "say what you found at the provider")
+    printable("--note", note)
     now = clock.now()
     with transaction(engine) as session:
         row = store.get(session, authorization_id)

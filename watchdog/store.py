@@ -11,10 +11,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, and_, or_, select, text, update
+from sqlalchemy import Engine, and_, select, text, update
 from sqlalchemy.orm import Session
 
-from watchdog import audit
+from watchdog import audit, workers
 from watchdog.config import Config
 from watchdog.domain import (
     AlertStage,
@@ -25,7 +25,7 @@ from watchdog.domain import (
     State,
 )
 from watchdog.errors import ConflictError, NotFoundError, TransitionError
-from watchdog.models import Authorization
+from watchdog.models import Authorization, Worker
 from watchdog.policy import plan, timeline
 from watchdog.providers.base import DEFAULT_RULES, ProviderRules
 from watchdog.registration import NewAuthorization
@@ -208,6 +208,10 @@ def claim_due(
 ) -> list[Authorization]:
     """Lease up to ``limit`` due rows, most overdue first; each claim bumps the generation.
 
+    A row is free when nobody holds it, or when its lease ran out and its holder has no
+    heartbeat younger than one ``lease`` (``workers.is_free``): a live worker keeps its
+    rows through a slow provider call, a dead one loses them within one lease.
+
     Rows are taken in the due index's own order (``next_action_at``), so the database
     stops after ``limit`` rows instead of sorting every due row: the cost follows the
     batch, not the backlog. With one lead per provider that is deadline order; the
@@ -228,7 +232,7 @@ def claim_due_in(
         .where(
             Authorization.next_action_at.is_not(None),
             Authorization.next_action_at <= now,
-            or_(Authorization.claimed_until.is_(None), Authorization.claimed_until < now),
+            workers.is_free(now, lease),
         )
         .order_by(Authorization.next_action_at, Authorization.id)
         .limit(limit)
@@ -256,6 +260,40 @@ def claim_due_in(
             .order_by(Authorization.deadline, Authorization.id)
         )
     )
+
+
+def next_work_at(session: Session, lease: dt.timedelta) -> dt.datetime | None:
+    """The earliest instant a claim could find work: the soonest ``next_action_at`` of a
+    row nobody holds, or of a held row the instant it would come free (its lease ran out
+    and its holder's heartbeat is one lease old). None when nothing is planned.
+
+    Two index reads: the due index in order up to the first unheld row, and the held rows
+    (a partial index; at most a few concurrencies' worth per worker).
+    """
+    unheld = session.execute(
+        select(Authorization.next_action_at)
+        .where(Authorization.next_action_at.is_not(None), Authorization.claimed_by.is_(None))
+        .order_by(Authorization.next_action_at, Authorization.id)
+        .limit(1)
+    ).scalar_one_or_none()
+    candidates = [unheld] if unheld is not None else []
+    for next_action_at, claimed_until, heartbeat_at in session.execute(
+        select(Authorization.next_action_at, Authorization.claimed_until, Worker.heartbeat_at)
+        .outerjoin(Worker, Worker.id == Authorization.claimed_by)
+        .where(Authorization.claimed_by.is_not(None), Authorization.next_action_at.is_not(None))
+    ):
+        assert next_action_at is not None
+        free_at = [next_action_at]
+        if claimed_until is not None:
+            free_at.append(claimed_until + FREE_AFTER)
+        if heartbeat_at is not None:
+            free_at.append(heartbeat_at + lease + FREE_AFTER)
+        candidates.append(max(free_at))
+    return min(candidates, default=None)
+
+
+FREE_AFTER = dt.timedelta(milliseconds=1)
+"""A lease that ends at t is free just after t (the claim compares strictly)."""
 
 
 def read_due_in_index_order(session: Session) -> None:
@@ -355,6 +393,18 @@ def release(session: Session, row: Authorization, worker: str) -> None:
         .values(claimed_by=None, claimed_until=None)
         .execution_options(synchronize_session=False)
     )
+
+
+def release_abandoned(session: Session, worker: str) -> int:
+    """Give up every lease ``worker`` still holds; returns how many. Called when a pass
+    starts, when the worker has no row in hand: a row still leased to it was abandoned
+    by an earlier pass whose release failed (the database was away), and the worker's
+    own heartbeat would otherwise keep it from everyone, itself included."""
+    return session.connection().execute(
+        update(Authorization)
+        .where(Authorization.claimed_by == worker)
+        .values(claimed_by=None, claimed_until=None)
+    ).rowcount
 
 
 def list_open(

@@ -25,8 +25,9 @@ from watchdog.errors import WatchdogError
 from watchdog.models import ApiToken
 
 PREFIX = "ew_"
-_NAME = re.compile(r"^[A-Za-z0-9_.\-]{1,48}$")
-_TOKEN = re.compile(r"^ew_[A-Za-z0-9_\-]{43}$")
+# Matched with fullmatch: "$" also matches before a final newline ("shop\n" passed).
+_NAME = re.compile(r"[A-Za-z0-9_.\-]{1,48}")
+_TOKEN = re.compile(r"ew_[A-Za-z0-9_\-]{43}")
 LAST_USED_GRANULARITY = dt.timedelta(minutes=1)  # at most one write per token per minute
 
 
@@ -59,7 +60,7 @@ def hash_token(token: str) -> str:
 
 def validate_name(name: str) -> str:
     """A token name usable in an audit actor (``api:<name>``) and event; or TokenError."""
-    if not _NAME.match(name):
+    if not _NAME.fullmatch(name):
         raise TokenError(
             f"token name {name!r} must be 1-48 characters of letters, digits, _ . -"
         )
@@ -109,7 +110,7 @@ def list_tokens(engine: Engine) -> list[TokenInfo]:
 
 def authenticate(engine: Engine, token: str, now: dt.datetime) -> TokenInfo | None:
     """The active token matching ``token``, or None. Nothing about why is returned."""
-    if not _TOKEN.match(token):
+    if not _TOKEN.fullmatch(token):
         return None
     digest = hash_token(token)
     with transaction(engine) as session:

@@ -84,13 +84,13 @@ class Deadline:
     """One clearpay authorization with on_deadline=alert, walked through its timeline."""
 
     def __init__(self, engine: Engine, config: Config, clock: FrozenClock,
-                 order_id: str = "ORD-1", amount: int = 1820) -> None:
+                 order_id: str = "ORD-1", amount: int = 1820, currency: str = "GBP") -> None:
         self.engine, self.config, self.clock = engine, config, clock
         self.fake = FakeProvider(ProviderName.CLEARPAY)
         self.expires_at = clock.now() + dt.timedelta(hours=47)
         self.fake.add(order_id, amount, expires_at=self.expires_at)
         registered = service.register(engine, config, {
-            "provider": "clearpay", "order_id": order_id, "amount": amount, "currency": "GBP",
+            "provider": "clearpay", "order_id": order_id, "amount": amount, "currency": currency,
             "authorized_at": (clock.now() - dt.timedelta(days=2)).isoformat(),
             "expires_at": self.expires_at.isoformat(), "reference": "REF-77",
             "on_deadline": "alert",
@@ -108,6 +108,10 @@ class Deadline:
 
     def go_critical(self) -> PassReport:
         self.clock.set(self.expires_at - dt.timedelta(hours=5))
+        return self.scan()
+
+    def go_expired(self) -> PassReport:
+        self.clock.set(self.expires_at + dt.timedelta(minutes=1))
         return self.scan()
 
     def capture(self) -> PassReport:

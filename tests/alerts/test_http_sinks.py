@@ -77,7 +77,8 @@ def test_pagerduty_slack_webhook_payloads_through_the_timeline(
     assert details["authorization_id"] == deadline.id
     assert details["provider"] == "clearpay" and details["order_id"] == "ORD-1"
     assert details["reference"] == "REF-77"
-    assert details["amount"] == 1820 and details["currency"] == "GBP"
+    assert details["amount_minor"] == 1820 and details["currency"] == "GBP"
+    assert details["amount_display"] == "18.20 GBP"
     assert details["deadline_utc"] == deadline.expires_at.isoformat()
     assert details["deadline_local"].endswith("+09:00")
     assert details["tried"] and details["next_steps"]

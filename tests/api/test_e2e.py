@@ -25,6 +25,8 @@ from watchdog.runtime import scanner_runtime
 from watchdog.sandbox import SandboxServer
 from watchdog.sandbox.credentials import SANDBOX_ENV
 
+pytestmark = pytest.mark.wallclock
+
 
 @pytest.fixture
 def sandbox() -> Iterator[SandboxServer]:

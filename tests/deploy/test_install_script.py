@@ -111,3 +111,24 @@ def test_without_dry_run_it_needs_root() -> None:
     assert result.returncode != 0
     assert "run as root" in result.stderr
     assert not commands(result.stdout)
+
+
+def test_credentials_must_be_keys_the_watchdog_reads(tmp_path: Path) -> None:
+    """A misnamed key file would never reach the daemon: refuse it before changing anything."""
+    keys = tmp_path / "keys"
+    keys.mkdir()
+    (keys / "SMARTPAY_SECRET_KEY").write_text("sk_test_x\n", encoding="utf-8")
+    (keys / "SMARTPAY_KEY").write_text("sk_test_x\n", encoding="utf-8")
+    code, out, err = install("--version", "0.1.0", "--credentials", str(keys), "--dry-run")
+    assert code != 0
+    assert "'SMARTPAY_KEY' is not a key the watchdog reads" in err
+    assert not commands(out)
+    (keys / "SMARTPAY_KEY").unlink()
+    code, out, err = install("--version", "0.1.0", "--credentials", str(keys),
+                             "--config", str(keys / "SMARTPAY_SECRET_KEY"), "--dry-run")
+    assert code == 0, err
+    cmds = commands(out)
+    assert (f"install -m 0600 -o root -g root {keys}/SMARTPAY_SECRET_KEY "
+            "/etc/expiry-watchdog/credentials/SMARTPAY_SECRET_KEY") in cmds
+    assert any(c.startswith("install -m 0640 -o root -g expiry-watchdog ") and
+               c.endswith(" /etc/expiry-watchdog/watchdog.toml") for c in cmds)

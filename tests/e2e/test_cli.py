@@ -10,11 +10,28 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from tests.e2e.conftest import cli, write_config
 from watchdog.sandbox.credentials import SANDBOX_ENV
 from watchdog.sandbox.server import SandboxServer
 
+pytestmark = pytest.mark.wallclock
+
 NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
+# The CLI runs against the wall clock: every instant a test registers is built from NOW, so a
+# fixed date never ages into "past its deadline" (`make test-clock-ahead` catches a relapse).
+AUTHORIZED = NOW - dt.timedelta(days=1)
+
+
+def at(offset_hours: int = 0) -> str:
+    """AUTHORIZED written in the UTC offset ``offset_hours`` (the same instant either way)."""
+    return AUTHORIZED.astimezone(dt.timezone(dt.timedelta(hours=offset_hours))).isoformat()
+
+
+def naive() -> str:
+    """AUTHORIZED without an offset (a registration error)."""
+    return AUTHORIZED.replace(tzinfo=None).isoformat()
 
 
 def test_bad_config_fails_with_the_key_named(tmp_path: Path) -> None:
@@ -36,15 +53,15 @@ def test_import_keeps_good_rows_and_reports_every_bad_one(tmp_path: Path) -> Non
     cli("db", "upgrade", config=config, check=True)
     rows = [
         {"provider": "smartpay", "order_id": "order_1", "amount": 5000, "currency": "JPY",
-         "authorized_at": "2026-11-20T10:00:00+09:00"},
+         "authorized_at": at(9)},
         {"provider": "stripe", "order_id": "x", "amount": 5, "currency": "USD",
-         "authorized_at": "2026-11-20T10:00:00Z"},
+         "authorized_at": at()},
         {"provider": "clearpay", "order_id": "100", "amount": 12.5, "currency": "GBP",
-         "authorized_at": "2026-11-20T10:00:00Z"},
+         "authorized_at": at()},
         {"provider": "flitt", "order_id": "f1", "amount": 100, "currency": "GEL",
-         "authorized_at": "2026-11-20T10:00:00"},
+         "authorized_at": naive()},
         {"provider": "clearpay", "order_id": "101", "amount": 1250, "currency": "GBP",
-         "authorized_at": "2026-11-20T10:00:00Z", "capture_amount": 1000},
+         "authorized_at": at(), "capture_amount": 1000},
     ]
     path = tmp_path / "in.jsonl"
     path.write_text("\n".join(json.dumps(r) for r in rows) + "\n{not json\n")
@@ -61,30 +78,30 @@ def test_import_keeps_good_rows_and_reports_every_bad_one(tmp_path: Path) -> Non
 
     csv_path = tmp_path / "in.csv"
     csv_path.write_text("provider,order_id,amount,currency,authorized_at\n"
-                        "jpmmps,tx-1,1820,EUR,2026-11-20T10:00:00+01:00\n"
-                        "jpmmps,tx-2,-5,EUR,2026-11-20T10:00:00+01:00\n")
+                        f"jpmmps,tx-1,1820,EUR,{at(1)}\n"
+                        f"jpmmps,tx-2,-5,EUR,{at(1)}\n")
     result = cli("import", str(csv_path), config=config)
     assert "imported 1 new" in result.stdout and "line 3: amount" in result.stderr
     plan = cli("plan", "--horizon", "30d", "--format", "json", config=config, check=True)
     entries = json.loads(plan.stdout)["entries"]
     assert {e["order_id"] for e in entries} >= {"order_1", "101", "tx-1"}
     verify = cli("audit", "verify", config=config, check=True)
-    assert "3 rows" in verify.stdout
+    assert "4 rows" in verify.stdout  # the re-key row and three registrations
 
 
 def test_add_show_and_audit(tmp_path: Path) -> None:
     config = write_config(tmp_path / "w.toml", f"sqlite:///{tmp_path / 'w.db'}")
     cli("db", "upgrade", config=config, check=True)
     added = cli("add", "--provider", "clearpay", "--order-id", "555", "--amount", "1820",
-                "--currency", "GBP", "--authorized-at", "2026-11-20T10:00:00+00:00",
+                "--currency", "GBP", "--authorized-at", at(),
                 config=config, check=True)
     assert "registered: #1 clearpay 555 18.20 GBP" in added.stdout
     bad = cli("add", "--provider", "clearpay", "--order-id", "556", "--amount", "18.20",
-              "--currency", "GBP", "--authorized-at", "2026-11-20T10:00:00+00:00", config=config)
+              "--currency", "GBP", "--authorized-at", at(), config=config)
     assert bad.returncode == 1 and "amount" in bad.stderr
     shown = cli("show", "1", "--format", "json", config=config, check=True)
     data = json.loads(shown.stdout)
-    assert data["timeline"]["deadline"] == "2026-12-03T10:00:00+00:00"
+    assert data["timeline"]["deadline"] == (AUTHORIZED + dt.timedelta(days=13)).isoformat()
     assert data["timeline"]["deadline_source"] == "provider_window"
     assert data["audit"][0]["event"] == "register:authorization:create"
     trail = cli("audit", "--authorization", "1", "--format", "json", config=config, check=True)

@@ -8,9 +8,9 @@ the database was unavailable, and finish the work: one capture per authorization
 provider, every authorization final, the audit chain intact.
 
 Short provider timeouts, a short lease and small batches bound the recovery: a row whose
-outcome could not be written is recovered (status read, then "already done") after
-``(connect + read timeout) x (retries + 1)`` = 4 s; a row left claimed comes back after
-the 6 s lease.
+outcome could not be written is recovered (status read, then "already done") one lease
+(6 s) after its intent; a row left claimed by the daemon itself is taken back by its next
+pass.
 """
 
 from __future__ import annotations
@@ -35,6 +35,8 @@ from watchdog.db import make_engine
 from watchdog.models import Authorization
 from watchdog.sandbox.credentials import SANDBOX_ENV
 from watchdog.sandbox.server import SandboxServer
+
+pytestmark = pytest.mark.wallclock
 
 COUNT = 60
 LATENCY = 0.25  # seconds per provider request: a pass of COUNT rows takes several seconds

@@ -7,8 +7,12 @@ import datetime as dt
 import json
 from pathlib import Path
 
+import pytest
+
 from tests.e2e.conftest import cli, write_config
 from watchdog.sandbox.server import SandboxServer
+
+pytestmark = pytest.mark.wallclock
 
 NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
 SCENARIO = [

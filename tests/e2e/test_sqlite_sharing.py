@@ -29,6 +29,8 @@ from watchdog.models import Authorization
 from watchdog.sandbox.credentials import SANDBOX_ENV
 from watchdog.sandbox.server import SandboxServer
 
+pytestmark = pytest.mark.wallclock
+
 DUE = 40
 IMPORTED = 3_000
 LATENCY = 0.2
@@ -70,13 +72,19 @@ def test_daemon_and_a_concurrent_import_share_one_sqlite_file(tmp_path: Path) ->
             due.append({"provider": provider, "order_id": order_id, "amount": 3_000 + i,
                         "currency": currency, "authorized_at": (now - age).isoformat()})
         cli("import", str(_jsonl(tmp_path / "due.jsonl", due)), config=config, check=True)
-        # Fresh authorizations: nothing due for days, so the daemon leaves them alone.
-        fresh = _jsonl(tmp_path / "fresh.jsonl", [
-            {"provider": DUE_ORDERS[i % 4][0], "order_id": f"fresh-{i}", "amount": 500 + i,
-             "currency": DUE_ORDERS[i % 4][1],
+        # Fresh authorizations, known to the provider: nothing due for days, so the daemon
+        # only reads their status early (a few per pass, after the due work) and moves no
+        # money for them.
+        fresh_records = [
+            {"provider": DUE_ORDERS[i % 4][0], "order_id": _fresh_id(DUE_ORDERS[i % 4][0], i),
+             "amount": 500 + i, "currency": DUE_ORDERS[i % 4][1],
              "authorized_at": (now - dt.timedelta(hours=1)).isoformat()}
             for i in range(IMPORTED)
-        ])
+        ]
+        for r in fresh_records:
+            sandbox.create_order(str(r["provider"]), str(r["order_id"]), int(r["amount"]),
+                                 str(r["currency"]), authorized_at=now - dt.timedelta(hours=1))
+        fresh = _jsonl(tmp_path / "fresh.jsonl", fresh_records)
 
         env = {**os.environ, **SANDBOX_ENV}
         env.pop("WATCHDOG_CONFIG", None)
@@ -132,6 +140,11 @@ def test_daemon_and_a_concurrent_import_share_one_sqlite_file(tmp_path: Path) ->
     assert captures == Counter(dict.fromkeys(expected, 1)), "one capture per due authorization"
     assert {(e["provider"], e["order_id"]): e["amount"] for e in ledger} == expected
     assert "audit chain intact" in cli("audit", "verify", config=config, check=True).stdout
+
+
+def _fresh_id(provider: str, i: int) -> str:
+    # Clearpay order ids are numeric tokens; the others are free-form merchant references.
+    return str(800_000 + i) if provider == "clearpay" else f"fresh-{i}"
 
 
 def _captures(sandbox: SandboxServer) -> int:

@@ -16,7 +16,7 @@ from watchdog.config import Config, parse_config
 from watchdog.db import transaction
 from watchdog.domain import ActionKind, ProviderName, State
 from watchdog.errors import TransitionError
-from watchdog.models import Action, Alert, Authorization
+from watchdog.models import Action, Alert, Authorization, Installation
 from watchdog.providers.fake import FakeProvider
 from watchdog.scan import Scanner
 from watchdog.scan.committer import GroupCommitter
@@ -107,7 +107,10 @@ def test_intents_written_together_get_their_own_keys_and_a_retry_reuses_its_key(
 
     assert _commit_together(committer, writes) == [None, None]
     keys = [w.intent.action.idempotency_key for w in writes if w.intent and w.intent.action]
-    assert keys == [f"ew-{ids[0]}-capture1-a1", f"ew-{ids[1]}-capture1-a1"]
+    with transaction(engine) as s:
+        installation = s.scalars(select(Installation.id)).one()
+    # A new key carries this database's installation id; the retry keeps its stored key.
+    assert keys == [f"ew-{installation}-{ids[0]}-capture1-a1", f"ew-{ids[1]}-capture1-a1"]
     with transaction(engine) as s:
         statuses = dict(s.execute(select(Action.idempotency_key, Action.status)).all())
         logged = s.scalars(select(audit.AuditRow.idempotency_key)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from sqlalchemy import inspect
+from pathlib import Path
+
+from sqlalchemy import inspect, text
 
 from watchdog import migrate
 from watchdog.db import make_engine
@@ -62,3 +64,15 @@ def test_partial_indexes_keep_their_where_clause(db_url: str) -> None:
                     assert word in ddl, (name, word, ddl)
     finally:
         engine.dispose()
+
+
+def test_each_new_database_gets_its_own_installation_id(tmp_path: Path) -> None:
+    ids = []
+    for name in ("one", "two"):
+        engine = make_engine(f"sqlite:///{tmp_path / name}.db")
+        migrate.upgrade(engine)
+        with engine.connect() as conn:
+            ids.append(conn.execute(text("SELECT id FROM installation")).scalars().all())
+        engine.dispose()
+    assert all(len(found) == 1 and len(found[0]) == 12 for found in ids)
+    assert ids[0] != ids[1]

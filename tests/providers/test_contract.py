@@ -70,9 +70,11 @@ def test_full_capture(server: Any, provider: ProviderName) -> None:
         return await a.capture(ref, ref.amount, "full-1", final=True), await a.status(ref)
 
     capture, status = _calls(server, provider, script)
-    assert capture.outcome is Outcome.SUCCEEDED, capture.describe()
+    # JPMMPS confirms asynchronously: its capture answer is PENDING, never a success.
+    expected = Outcome.PENDING if provider is ProviderName.JPMMPS else Outcome.SUCCEEDED
+    assert capture.outcome is expected, capture.describe()
     assert status.outcome is Outcome.SUCCEEDED, status.describe()
-    assert status.snapshot.state in (ProviderState.CAPTURED, ProviderState.CAPTURE_PENDING)
+    assert status.snapshot.state is ProviderState.CAPTURED, status.describe()
     assert len(_effects(server, ref)) == 1
 
 
@@ -86,7 +88,8 @@ def test_partial_then_second_capture(server: Any, provider: ProviderName) -> Non
         return first, status, second
 
     first, status, second = _calls(server, provider, script)
-    assert first.outcome is Outcome.SUCCEEDED, first.describe()
+    expected = Outcome.PENDING if provider is ProviderName.JPMMPS else Outcome.SUCCEEDED
+    assert first.outcome is expected, first.describe()
     if provider in MULTI_CAPTURE:
         assert status.snapshot.state is ProviderState.PARTIALLY_CAPTURED, status.describe()
         assert status.snapshot.captured_amount == 4000
@@ -178,5 +181,6 @@ def test_replay_after_dropped_connection(server: Any, provider: ProviderName) ->
 
     first, second = _calls(server, provider, script)
     assert first.outcome is Outcome.UNKNOWN, first.describe()
-    assert second.outcome in (Outcome.SUCCEEDED, Outcome.ALREADY_DONE), second.describe()
+    assert second.outcome in (Outcome.SUCCEEDED, Outcome.ALREADY_DONE, Outcome.PENDING), \
+        second.describe()
     assert len(_effects(server, ref)) == 1

@@ -255,7 +255,7 @@ def test_jpmmps_status_mapping(raw: str, state: ProviderState) -> None:
     ("raw", "outcome", "state"),
     [
         ("CAPTURED", Outcome.SUCCEEDED, ProviderState.CAPTURED),
-        ("CAPTURE_PENDING", Outcome.SUCCEEDED, ProviderState.CAPTURE_PENDING),
+        ("CAPTURE_PENDING", Outcome.PENDING, ProviderState.CAPTURE_PENDING),
         ("CANCELLED", Outcome.REJECTED, ProviderState.CANCELED),
         ("AUTHORIZATION_COMPLETED", Outcome.UNKNOWN, ProviderState.AUTHORIZED),
     ],
@@ -294,11 +294,49 @@ def test_flitt_failure_on_http_200(code: str, outcome: Outcome) -> None:
         Outcome.RETRYABLE if outcome is Outcome.UNKNOWN else outcome)
 
 
-def test_flitt_capture_hold_is_pending_success() -> None:
+def test_flitt_capture_hold_is_pending_not_success() -> None:
     result = run(_all_ops(ProviderName.FLITT, _flitt(response_status="success",
                                                      capture_status="hold")))["capture"]
-    assert result.outcome is Outcome.SUCCEEDED
+    assert result.outcome is Outcome.PENDING
+    assert result.money_moved is None
     assert result.snapshot.state is ProviderState.CAPTURE_PENDING
+
+
+@pytest.mark.parametrize("reverse_status", ["created", "processing"])
+def test_flitt_unfinished_reversal_is_pending(reverse_status: str) -> None:
+    result = run(_all_ops(ProviderName.FLITT, _flitt(response_status="success",
+                                                     reverse_status=reverse_status)))["cancel"]
+    assert result.outcome is Outcome.PENDING, result.describe()
+
+
+@pytest.mark.parametrize(
+    ("mod_status", "state", "captured"),
+    [
+        (None, ProviderState.CAPTURED, 1820),
+        ("COMPLETED", ProviderState.CAPTURED, 1820),
+        ("PENDING", ProviderState.CAPTURE_PENDING, None),
+        ("FAILED", ProviderState.CAPTURED, None),
+        ("SOMETHING_NEW", ProviderState.UNRECOGNISED, None),
+    ],
+)
+def test_jpmmps_capture_counts_only_by_its_own_status(
+    mod_status: str | None, state: ProviderState, captured: int | None
+) -> None:
+    mod: dict[str, Any] = {"modificationData": {"type": "CAPTURE", "amount": 18.2,
+                                                "currencyCode": "EUR"}}
+    if mod_status is not None:
+        mod["status"] = mod_status
+    body = {"paymentStatus": "CAPTURED", "modifications": [mod],
+            "transactionOverview": {"amount": 18.2, "currencyCode": "EUR"}}
+
+    async def scenario() -> Any:
+        adapter, _, client = adapter_with(ProviderName.JPMMPS, respond(200, body))
+        async with client:
+            return await adapter.status(ref("o", 1820, "EUR"))
+
+    result = run(scenario())
+    assert result.snapshot.state is state, result.describe()
+    assert result.snapshot.captured_amount == captured
 
 
 @pytest.mark.parametrize(
@@ -368,3 +406,27 @@ def test_redirect_is_not_followed() -> None:
 
     results = run(_all_ops(ProviderName.CLEARPAY, answer))
     assert all(r.outcome is not Outcome.SUCCEEDED for r in results.values())
+
+
+@pytest.mark.parametrize(
+    ("overview_tx", "mod_amount", "outcome"),
+    [("o", 18.2, Outcome.PENDING), ("someone-else", 18.2, Outcome.UNKNOWN),
+     ("o", 99.0, Outcome.UNKNOWN)],
+)
+def test_jpmmps_replayed_answer_of_another_request_is_never_booked(
+    overview_tx: str, mod_amount: float, outcome: Outcome,
+) -> None:
+    body = {"paymentStatus": "CAPTURE_PENDING",
+            "transactionOverview": {"transactionId": overview_tx, "amount": 18.2,
+                                    "currencyCode": "EUR"},
+            "modification": {"modificationData": {"type": "CAPTURE", "amount": mod_amount,
+                                                  "currencyCode": "EUR"}, "status": "PENDING"}}
+
+    async def scenario() -> Any:
+        adapter, _, client = adapter_with(ProviderName.JPMMPS, respond(200, body))
+        async with client:
+            return await adapter.capture(ref("o", 1820, "EUR"), 1820, "k", final=True)
+
+    result = run(scenario())
+    assert result.outcome is outcome, result.describe()
+    assert result.money_moved is None

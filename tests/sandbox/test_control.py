@@ -54,6 +54,10 @@ def test_create_and_read_order(sandbox: SandboxServer, client: httpx.Client) -> 
     ({"provider": "smartpay", "order_id": "1", "amount": 1, "currency": "JPY",
       "state": "weird"}, "state"),
     ({"provider": "clearpay", "order_id": "abc", "amount": 1, "currency": "GBP"}, "order_id"),
+    ({"provider": "flitt", "order_id": "1", "amount": 1, "currency": "GEL",
+      "settle_seconds": -1}, "settle_seconds"),
+    ({"provider": "flitt", "order_id": "1", "amount": 1, "currency": "GEL",
+      "settle_outcome": "maybe"}, "settle_outcome"),
 ])
 def test_order_validation(sandbox: SandboxServer, client: httpx.Client, payload: dict,
                           field: str) -> None:

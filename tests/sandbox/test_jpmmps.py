@@ -28,8 +28,8 @@ def _cancel(client: httpx.Client, sandbox: SandboxServer, mod: str) -> httpx.Res
     return client.post(f"{sandbox.base_urls()['jpmmps']}/payment/cancel", json=body, auth=AUTH)
 
 
-def _status(client: httpx.Client, sandbox: SandboxServer) -> dict:
-    r = client.get(f"{sandbox.base_urls()['jpmmps']}/payment/status/{TX}", auth=AUTH)
+def _status(client: httpx.Client, sandbox: SandboxServer, tx: str = TX) -> dict:
+    r = client.get(f"{sandbox.base_urls()['jpmmps']}/payment/status/{tx}", auth=AUTH)
     assert r.status_code == 200
     return r.json()
 
@@ -147,3 +147,22 @@ def test_drop_after_apply_then_retry(
     assert r.status_code == 200
     assert r.json()["paymentStatus"] == "CAPTURE_PENDING"
     assert len(sandbox.ledger()) == 1
+
+
+def test_pending_capture_that_fails_opens_the_money_again(sandbox: SandboxServer,
+                                                          client: httpx.Client) -> None:
+    sandbox.create_order("jpmmps", "tx-fail-1", 1000, "EUR", settle_seconds=30,
+                         settle_outcome="fail")
+    sandbox.set_now(sandbox.now(), freeze=True)
+    r = _capture(client, sandbox, "m-fail-1", tx="tx-fail-1")
+    assert r.json()["paymentStatus"] == "CAPTURE_PENDING"
+    assert r.json()["modification"]["status"] == "PENDING"
+    sandbox.advance(dt.timedelta(seconds=29))
+    assert _status(client, sandbox, "tx-fail-1")["paymentStatus"] == "CAPTURE_PENDING"
+    sandbox.advance(dt.timedelta(seconds=1))
+    status = _status(client, sandbox, "tx-fail-1")
+    assert status["paymentStatus"] == "AUTHORIZATION_COMPLETED"
+    assert [m["status"] for m in status["modifications"]] == ["FAILED"]
+    order = sandbox.order("jpmmps", "tx-fail-1")
+    assert order is not None and order["open_amount"] == 1000
+    assert [e["operation"] for e in sandbox.ledger()] == ["capture", "capture_failed"]

@@ -96,6 +96,7 @@ BAD: list[tuple[dict[str, Any], str]] = [
     ({"scheduler": {"scan_interval": "0s"}}, "scheduler.scan_interval"),
     ({"scheduler": {"batch_size": 0}}, "scheduler.batch_size"),
     ({"scheduler": {"lease": 300}}, "scheduler.lease"),
+    ({"scheduler": {"lease": "0s"}}, "scheduler.lease"),
     ({"scheduler": {"jobstore": "memory"}}, "scheduler.jobstore"),
     ({"api": {"port": 70000}}, "api.port"),
     ({"api": {"port": "8787"}}, "api.port"),

@@ -375,6 +375,24 @@ def test_single_capture_provider_refuses_a_partial_capture_without_final(
     validate_instruction(auth, rules(provider), InstructionKind.CAPTURE_NOW, 10_000, final=False)
 
 
+@pytest.mark.parametrize(("amount", "final", "refused"), [
+    (9_950, False, True),  # leaves 0.50 open: below Clearpay's 1.00 minimum, never capturable
+    (9_900, False, False),  # leaves exactly the minimum
+    (9_950, True, False),  # final: the remainder is released on purpose
+    (10_000, False, False),
+])
+def test_clearpay_refuses_a_remainder_below_its_minimum_capture(
+    amount: int, final: bool, refused: bool,
+) -> None:
+    auth = snapshot(provider=ProviderName.CLEARPAY, currency="GBP")
+    clearpay = rules(ProviderName.CLEARPAY)
+    if refused:
+        with pytest.raises(InstructionError, match="below clearpay's minimum capture 100"):
+            validate_instruction(auth, clearpay, InstructionKind.CAPTURE_NOW, amount, final=final)
+    else:
+        validate_instruction(auth, clearpay, InstructionKind.CAPTURE_NOW, amount, final=final)
+
+
 def test_multi_capture_provider_accepts_a_partial_capture_without_final() -> None:
     validate_instruction(snapshot(), SMARTPAY, InstructionKind.CAPTURE_NOW, 4_000, final=False)
 

@@ -35,7 +35,8 @@ PARTIAL = snapshot(state=State.PARTIALLY_CAPTURED, captured_amount=3_000, captur
         # Captured elsewhere with no amount shown: a human records it, nothing is guessed.
         (OPEN, PS.CAPTURED, State.NEEDS_ATTENTION, False, True),
         (OPEN, PS.CAPTURE_PENDING, State.NEEDS_ATTENTION, False, True),
-        (OPEN, PS.CANCELED, State.CANCELED, True, False),
+        # Released at the provider without our cancel: lost money, never "canceled".
+        (OPEN, PS.CANCELED, State.EXPIRED, True, False),
         (OPEN, PS.EXPIRED, State.EXPIRED, True, False),
         (OPEN, PS.DECLINED, State.NEEDS_ATTENTION, False, True),
         (OPEN, PS.PENDING, State.NEEDS_ATTENTION, False, True),
@@ -46,6 +47,8 @@ PARTIAL = snapshot(state=State.PARTIALLY_CAPTURED, captured_amount=3_000, captur
         (PARTIAL, PS.UNRECOGNISED, State.NEEDS_ATTENTION, False, True),
         (snapshot(state=State.CAPTURING), PS.CAPTURED, State.CAPTURED, False, False),
         (snapshot(state=State.CANCELING), PS.CANCELED, State.CANCELED, False, False),
+        (snapshot(state=State.CONFIRMING_CANCEL), PS.CANCELED, State.CANCELED, False, False),
+        (snapshot(state=State.CAPTURING), PS.CANCELED, State.EXPIRED, True, False),
     ],
 )
 def test_provider_states_map_to_our_states(
@@ -140,10 +143,10 @@ def test_captured_while_we_were_cancelling_is_drift() -> None:
     assert rec.drift is not None
 
 
-def test_cancelled_while_we_were_capturing_is_drift() -> None:
+def test_released_while_we_were_capturing_is_lost_money() -> None:
     rec = reconcile(snapshot(state=State.CAPTURING), answer(PS.CANCELED), NOW)
-    assert rec.new_state is State.CANCELED
-    assert rec.drift is not None
+    assert rec.new_state is State.EXPIRED
+    assert rec.drift is not None and "never cancelled" in rec.drift
 
 
 # ------------------------------------------------------------------ effect_present
@@ -188,3 +191,26 @@ def test_captured_elsewhere_with_an_amount_is_drift_with_that_amount() -> None:
     assert rec.new_state is State.CAPTURED
     assert rec.drift is not None
     assert rec.values["captured_amount"] == 4_000
+
+
+# ------------------------------------------------------------------ amount / currency mismatch
+
+
+@pytest.mark.parametrize(
+    ("shown", "mismatch", "new_state"),
+    [
+        ({"amount": OPEN.amount, "currency": OPEN.currency}, False, None),
+        ({}, False, None),  # the API does not show them: nothing to compare
+        ({"amount": OPEN.amount + 500, "currency": OPEN.currency}, True, None),
+        ({"amount": OPEN.amount - 500}, True, None),
+        ({"amount": OPEN.amount, "currency": "XXX"}, True, State.NEEDS_ATTENTION),
+    ],
+)
+def test_provider_amount_or_currency_differing_is_a_mismatch(
+    shown: dict[str, object], mismatch: bool, new_state: State | None,
+) -> None:
+    rec = reconcile(OPEN, answer(PS.AUTHORIZED, open_amount=OPEN.amount, **shown), NOW)
+    assert (rec.mismatch is not None) is mismatch
+    assert rec.new_state is new_state
+    # Never more than registered, whatever the provider holds.
+    assert rec.values["provider_open_amount"] <= OPEN.amount

@@ -20,6 +20,7 @@ from watchdog.clock import SYSTEM_CLOCK, Clock
 from watchdog.db import transaction
 from watchdog.errors import WatchdogError
 from watchdog.models import Alert, Authorization
+from watchdog.text import printable
 
 
 class NothingToAcknowledge(WatchdogError):
@@ -40,7 +41,7 @@ def acknowledge(
     engine: Engine, authorization_id: int, note: str, actor: str, clock: Clock = SYSTEM_CLOCK,
 ) -> list[Acknowledged]:
     """Acknowledge every firing alert of the authorization; audit who and why."""
-    note = note.strip()
+    note = printable("--note", note).strip()
     if not note:
         raise WatchdogError("--note: say why (it goes to the audit trail and to on-call)")
     now = clock.now()

@@ -60,11 +60,12 @@ def labels(note: Notification, severity: str | None = None) -> dict[str, str]:
 def alert_body(note: Notification, now: dt.datetime, severity: str | None = None) -> dict[str, Any]:
     """One element of the POST body."""
     annotations = {
-        "summary": note.summary,
-        "description": note.description(),
+        "summary": note.text(now),
+        "description": note.description(now),
         "next_steps": note.next_steps,
     }
-    for key in ("order_id", "reference", "amount_display", "deadline_utc", "deadline_local"):
+    for key in ("order_id", "reference", "amount_display", "authorized_display", "deadline_utc",
+                "deadline_local", "display_zone"):
         value = note.details.get(key)
         if value is not None:
             annotations[key] = str(value)

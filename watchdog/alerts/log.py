@@ -29,7 +29,7 @@ class LogSink:
         level = logging.INFO
         if note.event is Event.TRIGGER:
             level = logging.ERROR if note.severity == "critical" else logging.WARNING
-        log.log(level, "%s: %s", note.event.value, note.summary, extra={
+        log.log(level, "%s: %s", note.event.value, note.text(now), extra={
             "action": f"alert:{note.kind}:{note.event.value}", "dedup_key": note.dedup_key,
             "severity": note.severity, "authorization_id": note.authorization_id,
             "provider": note.provider, "revision": note.revision,

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from watchdog.models import Alert
+from watchdog.money import format_money
 
 
 class Event(enum.StrEnum):
@@ -75,19 +76,54 @@ class Notification:
             return f"{ack.get('by')}: {ack.get('note')}"
         return None
 
-    def description(self) -> str:
-        """A few lines with the authorization's facts, the deadline in UTC and local time."""
+    def deadline(self) -> dt.datetime | None:
+        """The authorization's absolute deadline from the details, if the alert has one."""
+        raw = self.details.get("deadline_utc")
+        if not isinstance(raw, str):
+            return None
+        try:
+            value = dt.datetime.fromisoformat(raw)
+        except ValueError:
+            return None
+        return value if value.tzinfo is not None else None
+
+    def countdown(self, now: dt.datetime) -> str | None:
+        """``deadline in 35h59m`` (or ``deadline passed 2h03m ago``) as of ``now``, the moment
+        the message is sent, so a re-sent alert never repeats a countdown frozen at the moment
+        the alert was written; None for an alert without a deadline or one no longer firing."""
+        deadline = self.deadline()
+        if deadline is None or self.event is not Event.TRIGGER:
+            return None
+        left = deadline - now
+        if left >= dt.timedelta(0):
+            return f"deadline in {_hours_minutes(left)}"
+        return f"deadline passed {_hours_minutes(-left)} ago"
+
+    def text(self, now: dt.datetime) -> str:
+        """The one-line summary as of ``now``: the stored summary (amounts in major units,
+        the absolute deadline) plus the countdown recomputed at ``now``."""
+        countdown = self.countdown(now)
+        return f"{self.summary} ({countdown})" if countdown else self.summary
+
+    def description(self, now: dt.datetime | None = None) -> str:
+        """A few lines with the authorization's facts, the deadline in UTC and local time, and
+        (given ``now``, the sending moment) how long is left."""
         d = self.details
         lines = []
         if self.authorization_id is not None:
             ref = f", merchant reference {d['reference']}" if d.get("reference") else ""
             lines.append(f"Authorization {self.authorization_id}: {d.get('provider')} order "
                          f"{d.get('order_id')}{ref}.")
-            amount = d.get("amount_display") or f"{d.get('amount')} {d.get('currency')}"
-            lines.append(f"Open amount {amount} (authorized {d.get('amount')} minor units "
-                         f"{d.get('currency')}), state {d.get('state')}.")
-            lines.append(f"Deadline {d.get('deadline_utc')} UTC ({d.get('deadline_local')} "
-                         "local).")
+            amount = d.get("amount_display") or _display(d.get("amount"), d.get("currency"))
+            authorized = d.get("authorized_display") or _display(
+                d.get("amount_minor", d.get("amount")), d.get("currency"))
+            lines.append(f"Open amount {amount} of {authorized} authorized, "
+                         f"state {d.get('state')}.")
+            zone = d.get("display_zone") or "local"
+            line = f"Deadline {d.get('deadline_utc')} UTC ({d.get('deadline_local')} {zone})"
+            countdown = self.countdown(now) if now is not None else None
+            lines.append(f"{line}, {countdown} as of {_utc(now)}." if countdown and now
+                         else f"{line}.")
         elif self.provider:
             lines.append(f"Subject: {self.provider}.")
         if d.get("tried"):
@@ -98,14 +134,34 @@ class Notification:
             lines.append(f"Acknowledged by {self.acknowledged_by}.")
         return "\n".join(lines)
 
-    def facts(self) -> dict[str, Any]:
-        """The alert as a flat JSON-able dict (webhook body, PagerDuty custom_details)."""
+    def facts(self, now: dt.datetime) -> dict[str, Any]:
+        """The alert as a flat JSON-able dict (webhook body) as of ``now``: ``summary`` is the
+        human text with its countdown recomputed; amounts in ``details`` a machine reads are
+        minor units named ``*_minor``."""
         return {
             "event": self.event.value, "dedup_key": self.dedup_key, "kind": self.kind,
-            "severity": self.severity, "status": self.status, "summary": self.summary,
+            "severity": self.severity, "status": self.status, "summary": self.text(now),
             "revision": self.revision, "authorization_id": self.authorization_id,
             "provider": self.provider, "created_at": self.created_at.isoformat(),
             "updated_at": self.updated_at.isoformat(),
             "resolved_at": self.resolved_at.isoformat() if self.resolved_at else None,
             "details": self.details,
         }
+
+
+def _hours_minutes(delta: dt.timedelta) -> str:
+    """``35h59m`` (whole minutes, rounded down)."""
+    minutes = int(delta.total_seconds() // 60)
+    return f"{minutes // 60}h{minutes % 60:02d}m"
+
+
+def _utc(value: dt.datetime | None) -> str:
+    """``2026-12-03 16:42 UTC``."""
+    return f"{value.astimezone(dt.UTC):%Y-%m-%d %H:%M} UTC" if value is not None else ""
+
+
+def _display(minor: object, currency: object) -> str:
+    """Major units with currency for an alert written before ``*_display`` existed."""
+    if isinstance(minor, int) and isinstance(currency, str):
+        return format_money(minor, currency)
+    return f"{minor} (minor units) {currency}"

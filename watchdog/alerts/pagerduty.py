@@ -39,14 +39,14 @@ def event_body(note: Notification, routing_key: str, source: str,
     if note.event.value != "trigger":
         return body
     body["payload"] = {
-        "summary": note.summary[:SUMMARY_LIMIT],
+        "summary": note.text(now)[:SUMMARY_LIMIT],
         "source": source,
         "severity": note.severity,
         "timestamp": iso(note.updated_at),
         "component": note.provider or "expiry-watchdog",
         "group": "expiry-watchdog",
         "class": note.kind,
-        "custom_details": {**note.details, "description": note.description(),
+        "custom_details": {**note.details, "description": note.description(now),
                            "revision": note.revision},
     }
     body["client"] = "expiry-watchdog"

@@ -102,6 +102,7 @@ class MetricsSettings:
     host: str = "127.0.0.1"
     port: int = 9787
     enabled: bool = True
+    require_token: bool = False  # /metrics only with an API token (any scope)
 
 
 _DURATIONS = (
@@ -154,7 +155,7 @@ def parse_metrics_settings(table: Mapping[str, Any]) -> MetricsSettings:
     """Validate the ``[metrics]`` table."""
     if not isinstance(table, Mapping):
         raise ConfigError(f"metrics: must be a table, got {type(table).__name__}")
-    _only(table, {"host", "port", "enabled"}, "metrics")
+    _only(table, {"host", "port", "enabled", "require_token"}, "metrics")
     host = table.get("host", "127.0.0.1")
     if not isinstance(host, str) or not host:
         raise ConfigError("metrics.host: must be a non-empty string")
@@ -164,7 +165,10 @@ def parse_metrics_settings(table: Mapping[str, Any]) -> MetricsSettings:
     enabled = table.get("enabled", True)
     if not isinstance(enabled, bool):
         raise ConfigError("metrics.enabled: must be true or false")
-    return MetricsSettings(host=host, port=port, enabled=enabled)
+    require_token = table.get("require_token", False)
+    if not isinstance(require_token, bool):
+        raise ConfigError("metrics.require_token: must be true or false")
+    return MetricsSettings(host=host, port=port, enabled=enabled, require_token=require_token)
 
 
 def alert_settings_of(config: Any) -> AlertSettings:

@@ -34,8 +34,8 @@ class WebhookSink(HttpSink):
     async def send(self, client: httpx.AsyncClient, note: Notification, now: dt.datetime) -> None:
         """Post one signed event."""
         url = self._url()
-        body = compact_json({**note.facts(), "sent_at": iso(now),
-                             "description": note.description()})
+        body = compact_json({**note.facts(now), "sent_at": iso(now),
+                             "description": note.description(now)})
         headers = {
             SIGNATURE_HEADER: sign(self._secret(), body),
             "X-Watchdog-Event": note.event.value,

@@ -1,12 +1,14 @@
 """Every rejection has one shape: ``{"errors": [{"field": ..., "reason": ...}]}``.
 
 Our typed errors map to 4xx here; anything else is a bug and stays a logged 500, which
-the schemathesis suite proves no request can reach. The body-size limit is an ASGI
-middleware so an oversized body is refused before any handler reads it.
+the schemathesis suite proves no request can reach. The body limits are an ASGI
+middleware: a declared oversized body is refused before any handler runs, and a body is
+counted (size) and timed (deadline) as the handler reads it, after authentication.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 from collections.abc import Mapping, Sequence
@@ -31,6 +33,7 @@ from watchdog.errors import (
 log = logging.getLogger("watchdog.api")
 
 MAX_BODY_BYTES = 64 * 1024
+BODY_TIMEOUT = 30.0  # seconds for the whole body, from the handler's first read
 _LOCATIONS = {"body", "query", "path", "header", "cookie"}
 
 
@@ -164,11 +167,19 @@ def _show(value: object) -> str:
 
 
 class BodyLimitMiddleware:
-    """Refuse request bodies over ``limit`` bytes with 413, before the app reads them."""
+    """Refuse request bodies over ``limit`` bytes with 413 and bodies slower than
+    ``timeout`` seconds with 408, without waiting on the body before the app runs.
 
-    def __init__(self, app: ASGIApp, limit: int = MAX_BODY_BYTES) -> None:
+    A declared Content-Length over the limit is refused at once. Otherwise the body is
+    counted as the app reads it, and the handlers read it only after authentication: a
+    client without a valid token cannot hold a request open by trickling its body.
+    """
+
+    def __init__(self, app: ASGIApp, limit: int = MAX_BODY_BYTES,
+                 timeout: float = BODY_TIMEOUT) -> None:
         self.app = app
         self.limit = limit
+        self.timeout = timeout
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -183,31 +194,29 @@ class BodyLimitMiddleware:
                 if declared > self.limit:
                     await self._refuse(send)
                     return
-        chunks: list[bytes] = []
         size = 0
-        while True:
-            message = await receive()
-            if message["type"] != "http.request":
-                break  # client went away; let the app see an empty body
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > self.limit:
-                await self._refuse(send)
-                return
-            chunks.append(chunk)
-            if not message.get("more_body", False):
-                break
-        body = b"".join(chunks)
-        delivered = False
+        deadline: float | None = None
+        loop = asyncio.get_running_loop()
 
-        async def replay() -> Message:
-            nonlocal delivered
-            if not delivered:
-                delivered = True
-                return {"type": "http.request", "body": body, "more_body": False}
-            return await receive()
+        async def bounded() -> Message:
+            nonlocal size, deadline
+            if deadline is None:
+                deadline = loop.time() + self.timeout
+            try:
+                async with asyncio.timeout_at(deadline):
+                    message = await receive()
+            except TimeoutError:
+                log.info("request body too slow", extra={"action": "api:reject", "status": 408})
+                raise ApiError(408, [("body", f"not received within {self.timeout:g}s")],
+                               {"Connection": "close"}) from None
+            if message["type"] == "http.request":
+                size += len(message.get("body", b""))
+                if size > self.limit:
+                    raise ApiError(413, [("body", f"larger than {self.limit} bytes")],
+                                   {"Connection": "close"})
+            return message
 
-        await self.app(scope, replay, send)
+        await self.app(scope, bounded, send)
 
     async def _refuse(self, send: Send) -> None:
         log.info("request body too large", extra={"action": "api:reject", "status": 413})

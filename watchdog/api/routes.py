@@ -164,6 +164,15 @@ def _guard(data: dict[str, Any]) -> None:
             raise ValidationError(name, "is outside the supported calendar range")
 
 
+def _strict_types(model: type[BaseModel], raw: bytes) -> None:
+    """Check the body against ``model`` as JSON, with no coercion (``"5000"`` is not an
+    amount, ``"true"`` not a boolean), and reject every bad field at once."""
+    try:
+        model.model_validate_json(raw, strict=True)
+    except PydanticValidationError as exc:
+        raise RequestValidationError(exc.errors(include_url=False, include_input=False)) from None
+
+
 def _register(ctx: ApiContext, data: dict[str, Any], actor: str) -> tuple[bool, dict[str, Any]]:
     for attempt in (1, 2):
         try:
@@ -184,8 +193,10 @@ def _register(ctx: ApiContext, data: dict[str, Any], actor: str) -> tuple[bool, 
 async def register(request: Request, response: Response, ctx: Ctx, who: Writer) -> Any:
     """Same record and validation as the import. Identical re-registration answers 200;
     different data for the same (provider, order_id) answers 409 naming the fields."""
-    data = _json_object(await request.body())
+    raw = await request.body()  # read after authentication, so a bad token never learns more
+    data = _json_object(raw)
     _guard(data)
+    _strict_types(RegistrationIn, raw)
     created, body = await run_in_threadpool(_register, ctx, data, f"api:{who.name}")
     response.status_code = 201 if created else 200
     return body
@@ -250,7 +261,7 @@ async def capture_instruction(authorization_id: AuthorizationId, request: Reques
     the worker carries it out on its next pass."""
     raw = await request.body()  # read after authentication, so a bad token never learns more
     try:
-        body = CaptureInstructionIn.model_validate_json(raw or b"null")
+        body = CaptureInstructionIn.model_validate_json(raw or b"null", strict=True)
     except PydanticValidationError as exc:
         raise RequestValidationError(exc.errors(include_url=False, include_input=False)) from None
     kind = (InstructionKind.CAPTURE_NOW if body.when == "now"

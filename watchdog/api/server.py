@@ -19,6 +19,7 @@ import uvicorn
 from fastapi import APIRouter, FastAPI
 from sqlalchemy import Engine
 
+from watchdog.api.bounds import DEFAULT_LIMITS, BoundedH11Protocol, ClientLimits
 from watchdog.clock import SYSTEM_CLOCK, Clock
 from watchdog.config import Config
 from watchdog.errors import WatchdogError
@@ -30,13 +31,23 @@ class ApiUnavailable(WatchdogError):
     """The HTTP API could not start (usually: the address is already in use)."""
 
 
-def uvicorn_config(app: FastAPI, host: str, port: int) -> uvicorn.Config:
-    """uvicorn settings: our logging, no lifespan, no websockets, no server banner."""
-    return uvicorn.Config(
+def uvicorn_config(app: FastAPI, host: str, port: int,
+                   limits: ClientLimits = DEFAULT_LIMITS) -> uvicorn.Config:
+    """uvicorn settings: our logging, no lifespan, no websockets, no server banner, and
+    every client bounded (``watchdog.api.bounds``: head and body deadlines, a connection
+    budget that evicts idle clients first, a request-head size limit)."""
+    config = uvicorn.Config(
         app, host=host, port=port, log_config=None, lifespan="off", ws="none",
-        http="h11", server_header=False, proxy_headers=False, access_log=True,
-        timeout_graceful_shutdown=10,
+        http=BoundedH11Protocol, server_header=False, proxy_headers=False, access_log=True,
+        timeout_graceful_shutdown=10, timeout_keep_alive=max(1, int(limits.keep_alive)),
+        h11_max_incomplete_event_size=limits.max_header_bytes,
+        # Connections are held at max_connections by eviction; uvicorn's own count also
+        # includes evicted ones whose close is still pending (a burst of accepts), so its
+        # 503 limit sits above ours and bounds the requests in progress, not the clients.
+        limit_concurrency=2 * limits.max_connections + 1,
     )
+    config.client_limits = limits  # type: ignore[attr-defined]  # read by BoundedH11Protocol
+    return config
 
 
 class EmbeddedServer(uvicorn.Server):
@@ -57,10 +68,12 @@ def health_routers(engine: Engine, config: Config, clock: Clock = SYSTEM_CLOCK) 
     """``/healthz``, ``/readyz`` and ``/metrics`` from ``watchdog.health``, when it is installed."""
     try:
         from watchdog.alerts.settings import alert_settings_of
-        from watchdog.health import build_router
+        from watchdog.health import build_router, metrics_token_required
     except ImportError:
         return []
-    return [build_router(engine, alert_settings_of(config), clock)]
+    return [build_router(engine, alert_settings_of(config), clock,
+                         lease=config.scheduler.lease,
+                         require_token=metrics_token_required(config))]
 
 
 class EmbeddedApi:
@@ -130,12 +143,13 @@ async def embedded_api(
 class ThreadedServer:
     """The API on a loopback port in a background thread (tests, demos)."""
 
-    def __init__(self, app: FastAPI, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(self, app: FastAPI, host: str = "127.0.0.1", port: int = 0,
+                 limits: ClientLimits = DEFAULT_LIMITS) -> None:
         self._sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         self._sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         self._sock.bind((host, port))
         self.host, self.port = self._sock.getsockname()[:2]
-        self.server = EmbeddedServer(uvicorn_config(app, self.host, self.port))
+        self.server = EmbeddedServer(uvicorn_config(app, self.host, self.port, limits))
         self._thread = threading.Thread(target=self.server.run, kwargs={"sockets": [self._sock]},
                                         name="watchdog-api", daemon=True)
 

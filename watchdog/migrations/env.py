@@ -5,7 +5,6 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import Connection
 
-from watchdog.db import make_engine
 from watchdog.models import Base
 
 config = context.config
@@ -28,15 +27,17 @@ def _run(connection: Connection) -> None:
 
 
 def run_migrations_online() -> None:
-    """Run against the connection handed in, or a fresh engine on the configured URL."""
+    """Run against the connection handed in, else the engine handed in (``watchdog.migrate``
+    never writes the URL into the ini: a password must not pass through ConfigParser)."""
     connection = config.attributes.get("connection")
     if connection is not None:
         _run(connection)
         return
-    engine = make_engine(config.get_main_option("sqlalchemy.url") or "")
+    engine = config.attributes.get("engine")
+    if engine is None:
+        raise SystemExit("run migrations through `expiry-watchdog db upgrade`")
     with engine.connect() as conn:
         _run(conn)
-    engine.dispose()
 
 
 if context.is_offline_mode():

@@ -22,6 +22,7 @@ class Outcome(enum.StrEnum):
     REJECTED = "rejected"  # terminal refusal: nothing moved and retrying will not help
     RETRYABLE = "retryable"  # nothing moved (or a replay is safe); try again later, same key
     UNKNOWN = "unknown"  # the request may have reached the provider; no answer came back
+    PENDING = "pending"  # accepted, not yet final (CAPTURE_PENDING, hold): confirm by status
 
     @property
     def money_moved(self) -> bool | None:
@@ -67,6 +68,10 @@ class ProviderSnapshot:
     captured_amount: int | None = None
     open_amount: int | None = None
     expires_at: dt.datetime | None = None
+    # What the provider holds in total and in which currency, where the API shows it:
+    # compared with what was registered (a disagreement is audited and alerted).
+    amount: int | None = None
+    currency: str | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -102,8 +102,12 @@ def snapshot_from_payment(data: Any, currency: str) -> ProviderSnapshot | str:
     if (captured is None and state in (ProviderState.AUTHORIZED, ProviderState.PARTIALLY_CAPTURED)
             and original is not None and open_amount is not None):
         captured = original - open_amount
+    original_field = data.get("originalAmount")
+    shown_currency = (original_field.get("currency")
+                      if isinstance(original_field, dict) else None)
     return ProviderSnapshot(state, raw_state, captured_amount=captured, open_amount=open_amount,
-                            expires_at=expires_at)
+                            expires_at=expires_at, amount=original,
+                            currency=shown_currency if isinstance(shown_currency, str) else None)
 
 
 def capture_result(

@@ -7,13 +7,14 @@ HTTP 200 with ``response_status: failure``; answers come as ``{"response": {...}
 Decisions documented here:
 
 * Capture answered ``capture_status: hold`` (created, not yet approved) is
-  SUCCEEDED with snapshot CAPTURE_PENDING: the caller confirms with ``status``.
+  PENDING with snapshot CAPTURE_PENDING: not final until ``status`` shows it
+  ``captured`` (confirmed) or the hold open again without it (failed).
   ``captured`` is SUCCEEDED with snapshot CAPTURED.
 * Cancel is a reversal of the FULL held amount (``ref.amount``) with
   ``reverse_id`` = the idempotency key, or its SHA-256 hex cut to 50 characters
   when longer. ``reverse_status: approved`` is SUCCEEDED; ``declined`` REJECTED;
-  ``created``/``processing`` (accepted, not finished) UNKNOWN, to be confirmed by
-  a status read.
+  ``created``/``processing`` (accepted, not finished) PENDING, polled by status
+  reads until the order shows ``reversed``.
 * A response whose ``signature`` does not verify is not believed: UNKNOWN for
   capture/cancel, RETRYABLE for status, and the message says so. Unsigned
   answers (failures are unsigned) are accepted.
@@ -136,7 +137,10 @@ def snapshot_from_order(order: dict[str, Any]) -> ProviderSnapshot | str:
     elif state in (ProviderState.CANCELED, ProviderState.EXPIRED, ProviderState.DECLINED):
         captured = capture_amount or 0
         open_amount = 0
-    return ProviderSnapshot(state, raw_state, captured_amount=captured, open_amount=open_amount)
+    shown_currency = order.get("currency")
+    return ProviderSnapshot(state, raw_state, captured_amount=captured, open_amount=open_amount,
+                            amount=_int(order.get("amount")),
+                            currency=shown_currency if isinstance(shown_currency, str) else None)
 
 
 def capture_result(
@@ -150,8 +154,9 @@ def capture_result(
         return ctx.answered(Outcome.SUCCEEDED, f"captured {amount}", answer, snapshot=snap)
     if capture_status == "hold":
         snap = ProviderSnapshot(ProviderState.CAPTURE_PENDING, "hold", open_amount=0)
-        return ctx.answered(Outcome.SUCCEEDED, "capture created, not yet approved (hold): "
-                            "confirm with a status read", answer, snapshot=snap)
+        return ctx.answered(Outcome.PENDING, "capture created, not yet approved (hold): "
+                            "not final until a status read shows it captured", answer,
+                            snapshot=snap)
     return malformed(ctx, answer, f"capture_status is {capture_status!r}")
 
 
@@ -165,8 +170,8 @@ def cancel_result(ctx: CallContext, answer: Answer, data: dict[str, Any]) -> Pro
         return ctx.answered(Outcome.REJECTED, "reversal declined", answer,
                             provider_code="declined")
     if reverse_status in ("created", "processing"):
-        return ctx.answered(Outcome.UNKNOWN, f"reversal {reverse_status}, not finished: "
-                            "confirm with a status read", answer)
+        return ctx.answered(Outcome.PENDING, f"reversal {reverse_status}, not finished: "
+                            "not final until a status read shows the order reversed", answer)
     return malformed(ctx, answer, f"reverse_status is {reverse_status!r}")
 
 

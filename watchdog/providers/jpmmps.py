@@ -7,11 +7,17 @@ Wire facts (providers.md §2): Basic ``base64(merchantKey:authenticationKey)``;
 
 Decisions documented here:
 
-* Capturing the full authorized amount omits ``modifiedAmount`` (the API then
-  captures everything); a partial capture sends it. JPMMPS is single-capture.
-* A capture answered ``CAPTURE_PENDING`` is SUCCEEDED with snapshot state
-  CAPTURE_PENDING: the provider accepted it and confirms asynchronously, so the
-  caller confirms later with ``status``.
+* Every capture names its amount in ``modifiedAmount``, a full one too: without
+  it the API captures whatever the transaction holds, which may be more than was
+  registered with the watchdog. JPMMPS is single-capture.
+* A capture answered ``CAPTURE_PENDING`` is PENDING (not SUCCEEDED): the provider
+  accepted it and confirms asynchronously, so the caller polls ``status`` until it
+  shows ``CAPTURED`` (confirmed) or the capture gone (failed).
+* A modification counts only by its own ``status``: ``COMPLETED`` / ``SUCCESS``
+  (or no status at all, as in the documented examples) is done; ``PENDING`` /
+  ``PROCESSING`` / ``INITIATED`` is pending (the snapshot says CAPTURE_PENDING);
+  ``FAILED`` / ``REJECTED`` / ``DECLINED`` / ``ERROR`` moved nothing and is not
+  counted; any other word makes the snapshot UNRECOGNISED (never guessed at).
 * A ``modificationId`` longer than 64 characters is replaced by the SHA-256 hex
   of the key (exactly 64 characters): stable across retries, so replays dedupe.
 * ``Origin`` is ``settings.origin`` or, when unset, the base URL's own origin.
@@ -62,6 +68,28 @@ _STATES: dict[str, ProviderState] = {
 }
 
 
+MOD_DONE = frozenset({"COMPLETED", "SUCCESS", "SUCCEEDED", "SUCCESSFUL", "CAPTURED", "SETTLED",
+                      "CANCELLED", "CANCELED"})
+MOD_PENDING = frozenset({"PENDING", "PROCESSING", "INITIATED", "CREATED", "IN_PROGRESS"})
+MOD_FAILED = frozenset({"FAILED", "REJECTED", "DECLINED", "ERROR", "REFUSED"})
+
+
+def modification_status(mod: Any) -> str:
+    """``done`` / ``pending`` / ``failed`` / ``unrecognised`` for one modification's own
+    status; a modification without a status (the documented examples) is done."""
+    raw = mod.get("status") if isinstance(mod, dict) else None
+    if raw is None or raw == "":
+        return "done"
+    word = str(raw).upper()
+    if word in MOD_DONE:
+        return "done"
+    if word in MOD_PENDING:
+        return "pending"
+    if word in MOD_FAILED:
+        return "failed"
+    return "unrecognised"
+
+
 def modification_id(idempotency_key: str) -> str:
     """The key itself when it fits in 64 characters, else its SHA-256 hex (64 characters)."""
     return bounded_key(idempotency_key, MODIFICATION_ID_MAX)
@@ -87,14 +115,27 @@ def snapshot_from_payment(data: Any, currency: str) -> ProviderSnapshot | str:
     state = normalise_state(raw_state)
     overview = data.get("transactionOverview")
     total: int | None = None
+    shown_currency: str | None = None
     if isinstance(overview, dict):
         total = minor_units(overview.get("amount"), overview.get("currencyCode") or currency)
+        code = overview.get("currencyCode")
+        shown_currency = code if isinstance(code, str) else None
     captured: int | None = 0 if state is ProviderState.AUTHORIZED else None
     mods = data.get("modifications")
     amounts: list[int | None] = []
+    pending = False
     for mod in mods if isinstance(mods, list) else []:
         mdata = mod.get("modificationData") if isinstance(mod, dict) else None
         if not isinstance(mdata, dict) or mdata.get("type") != "CAPTURE":
+            continue
+        verdict = modification_status(mod)
+        if verdict == "unrecognised":
+            return ProviderSnapshot(ProviderState.UNRECOGNISED,
+                                    f"{raw_state}/capture {mod.get('status')}"[:40])
+        if verdict == "failed":
+            continue  # a failed capture moved nothing
+        if verdict == "pending":
+            pending = True
             continue
         value = mdata.get("amount")
         if isinstance(value, dict):
@@ -105,23 +146,53 @@ def snapshot_from_payment(data: Any, currency: str) -> ProviderSnapshot | str:
         amounts.append(minor_units(value, currency) if value is not None else total)
     if amounts and all(a is not None for a in amounts):
         captured = sum(a for a in amounts if a is not None)
+    if pending and state is not ProviderState.UNRECOGNISED:
+        # Our capture is accepted, not done, whatever the payment status says meanwhile.
+        state = ProviderState.CAPTURE_PENDING
     open_amount: int | None = None
     if state is ProviderState.AUTHORIZED:
         open_amount = total
     elif state in (ProviderState.CAPTURED, ProviderState.CAPTURE_PENDING, ProviderState.CANCELED,
                    ProviderState.EXPIRED):
         open_amount = 0
-    return ProviderSnapshot(state, raw_state, captured_amount=captured, open_amount=open_amount)
+    return ProviderSnapshot(state, raw_state, captured_amount=captured, open_amount=open_amount,
+                            amount=total, currency=shown_currency)
 
 
-def capture_result(ctx: CallContext, answer: Answer, snap: ProviderSnapshot) -> ProviderResult:
-    """What a 2xx capture answer means: (pending) capture SUCCEEDED, a final state REJECTED."""
+def foreign_answer(answer: Answer, ref: AuthRef, amount: int | None) -> str | None:
+    """Why a modification answer is not about our request (a ``modificationId`` replay of
+    another transaction's answer), or None when it is ours or does not say."""
+    data = answer.data if isinstance(answer.data, dict) else {}
+    overview = data.get("transactionOverview")
+    tx = overview.get("transactionId") if isinstance(overview, dict) else None
+    if tx is not None and str(tx) != ref.order_id:
+        return f"the answer is about transaction {tx!r}, not {ref.order_id!r}"
+    mod = data.get("modification")
+    mdata = mod.get("modificationData") if isinstance(mod, dict) else None
+    if amount is not None and isinstance(mdata, dict) and mdata.get("amount") is not None:
+        shown = minor_units(mdata.get("amount"), mdata.get("currencyCode") or ref.currency)
+        if shown is not None and shown != amount:
+            return f"the answer is for an amount of {shown}, not {amount}"
+    return None
+
+
+def capture_result(
+    ctx: CallContext, answer: Answer, snap: ProviderSnapshot, ref: AuthRef | None = None,
+    amount: int | None = None,
+) -> ProviderResult:
+    """What a 2xx capture answer means: (pending) capture SUCCEEDED, a final state REJECTED;
+    an answer about another transaction or amount (a replay) is never ours: UNKNOWN."""
+    foreign = foreign_answer(answer, ref, amount) if ref is not None else None
+    if foreign is not None:
+        return ctx.answered(Outcome.UNKNOWN, f"not booked: {foreign} (a replayed answer to "
+                            "another request?); confirm with a status read", answer,
+                            provider_code="foreign_answer")
     if snap.state is ProviderState.CAPTURED:
         return ctx.answered(Outcome.SUCCEEDED, f"captured ({snap.raw_state})", answer,
                             snapshot=snap)
     if snap.state is ProviderState.CAPTURE_PENDING:
-        return ctx.answered(Outcome.SUCCEEDED, "capture accepted, CAPTURE_PENDING: confirm "
-                            "with a status read later", answer, snapshot=snap)
+        return ctx.answered(Outcome.PENDING, "capture accepted, CAPTURE_PENDING: not final "
+                            "until a status read shows it CAPTURED", answer, snapshot=snap)
     if snap.state in (ProviderState.CANCELED, ProviderState.EXPIRED, ProviderState.DECLINED):
         return ctx.answered(Outcome.REJECTED, f"not captured: the payment is {snap.raw_state}",
                             answer, snapshot=snap)
@@ -132,6 +203,10 @@ def capture_result(ctx: CallContext, answer: Answer, snap: ProviderSnapshot) -> 
 def cancel_result(ctx: CallContext, answer: Answer, snap: ProviderSnapshot) -> ProviderResult:
     """What a 2xx cancel answer means: CANCELED SUCCEEDED, (pending) capture REJECTED."""
     if snap.state is ProviderState.CANCELED:
+        mod = answer.data.get("modification") if isinstance(answer.data, dict) else None
+        if isinstance(mod, dict) and modification_status(mod) == "pending":
+            return ctx.answered(Outcome.PENDING, "cancellation accepted, pending: not final "
+                                "until a status read confirms it", answer, snapshot=snap)
         return ctx.answered(Outcome.SUCCEEDED, "cancelled", answer, snapshot=snap)
     if snap.state in (ProviderState.CAPTURED, ProviderState.CAPTURE_PENDING):
         return ctx.answered(Outcome.REJECTED, f"not cancelled: the payment is {snap.raw_state}",
@@ -201,17 +276,17 @@ class JpmmpsAdapter(HttpAdapter):
     async def _capture(
         self, ctx: CallContext, ref: AuthRef, amount: int, idempotency_key: str, *, final: bool
     ) -> ProviderResult:
-        """POST /payment/capture; ``modifiedAmount`` only for a partial capture."""
+        """POST /payment/capture, always with ``modifiedAmount`` (never "whatever is held")."""
         body: dict[str, Any] = {
             "transactionId": ref.order_id,
             "merchantKey": self._merchant_key.reveal(),
             "modificationId": modification_id(idempotency_key),
+            "modifiedAmount": {"amount": to_major(amount, ref.currency),
+                               "currencyCode": ref.currency},
         }
-        if amount != ref.amount:
-            body["modifiedAmount"] = {"amount": to_major(amount, ref.currency),
-                                      "currencyCode": ref.currency}
         return await self._call(ctx, "POST", "/payment/capture",
-                                lambda answer, snap: capture_result(ctx, answer, snap),
+                                lambda answer, snap: capture_result(ctx, answer, snap, ref,
+                                                                    amount),
                                 currency=ref.currency, body=body)
 
     async def _cancel(self, ctx: CallContext, ref: AuthRef, idempotency_key: str) -> ProviderResult:

@@ -3,11 +3,30 @@
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import time
 from collections.abc import Awaitable, Callable
 
 from watchdog.domain import ProviderName
 from watchdog.providers.base import AuthRef, ProviderAdapter, ProviderResult, ProviderRules
+
+SEND_GUARD: contextvars.ContextVar[Callable[[], float] | None] = contextvars.ContextVar(
+    "SEND_GUARD", default=None
+)
+"""Seconds left before the deadline guard of the capture / cancel being sent (set by the
+scan around the call). ``LimitedAdapter`` waits for a slot at most that long and checks
+it again once it has the slot, right before the request leaves."""
+
+
+class GuardReached(Exception):
+    """The deadline guard was reached while a capture/cancel waited for a slot: nothing
+    was sent."""
+
+    def __init__(self, provider: str, operation: str) -> None:
+        super().__init__(
+            f"{provider} {operation}: deadline guard reached while waiting for a concurrency "
+            "or rate-limit slot; nothing was sent"
+        )
 
 
 class TokenBucket:
@@ -76,6 +95,35 @@ class LimitedAdapter:
                 await self._bucket.acquire()
             return await call()
 
+    async def _run_guarded(
+        self, operation: str, call: Callable[[], Awaitable[ProviderResult]]
+    ) -> ProviderResult:
+        """``_run`` for a money call: the wait for a slot ends at the deadline guard, and the
+        guard is checked again after the wait, right before the request leaves."""
+        guard = SEND_GUARD.get()
+        if guard is None:
+            return await self._run(call)
+
+        async def enter() -> None:
+            await self._semaphore.acquire()
+            try:
+                if self._bucket is not None:
+                    await self._bucket.acquire()
+            except BaseException:
+                self._semaphore.release()
+                raise
+
+        try:
+            await asyncio.wait_for(enter(), timeout=max(0.0, guard()))
+        except TimeoutError:
+            raise GuardReached(self.name.value, operation) from None
+        try:
+            if guard() <= 0:
+                raise GuardReached(self.name.value, operation)
+            return await call()
+        finally:
+            self._semaphore.release()
+
     async def status(self, ref: AuthRef) -> ProviderResult:
         """Limited ``status``."""
         return await self._run(lambda: self.inner.status(ref))
@@ -83,14 +131,16 @@ class LimitedAdapter:
     async def capture(
         self, ref: AuthRef, amount: int, idempotency_key: str, *, final: bool
     ) -> ProviderResult:
-        """Limited ``capture``."""
-        return await self._run(
-            lambda: self.inner.capture(ref, amount, idempotency_key, final=final)
+        """Limited ``capture``, guarded (see ``SEND_GUARD``)."""
+        return await self._run_guarded(
+            "capture", lambda: self.inner.capture(ref, amount, idempotency_key, final=final)
         )
 
     async def cancel(self, ref: AuthRef, idempotency_key: str) -> ProviderResult:
-        """Limited ``cancel``."""
-        return await self._run(lambda: self.inner.cancel(ref, idempotency_key))
+        """Limited ``cancel``, guarded (see ``SEND_GUARD``)."""
+        return await self._run_guarded(
+            "cancel", lambda: self.inner.cancel(ref, idempotency_key)
+        )
 
     async def check(self) -> ProviderResult:
         """Limited ``check``."""

@@ -89,8 +89,10 @@ def snapshot_from_order(order: Any) -> ProviderSnapshot | str:
         updated = ms_epoch_to_utc(order.get("updatedAt"))
         if updated is not None and updated >= expires_at:
             state = ProviderState.EXPIRED
+    shown_currency = order.get("currency")
     return ProviderSnapshot(state, raw_state, captured_amount=captured,
-                            open_amount=open_amount, expires_at=expires_at)
+                            open_amount=open_amount, expires_at=expires_at, amount=amount,
+                            currency=shown_currency if isinstance(shown_currency, str) else None)
 
 
 def capture_result(

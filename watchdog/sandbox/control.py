@@ -87,6 +87,7 @@ def snapshot(state: SandboxState, order: Order) -> dict[str, Any]:
         "open_amount": order.open_amount, "capture_count": order.capture_count,
         "closed": order.closed, "canceled": order.canceled, "lapsed": order.lapsed,
         "provider_status": provider_status(state, order),
+        "pending": order.pending.operation if order.pending is not None else None,
     }
 
 
@@ -111,13 +112,20 @@ def create_order(state: SandboxState, payload: Any) -> Order:
     if authorized_at and expires_at and expires_at <= authorized_at:
         raise ControlError("expires_at", "must be after authorized_at")
     order_state = _choice("state", payload.get("state", "authorized"), ORDER_STATES)
+    settle = payload.get("settle_seconds")
+    settle_seconds = None if settle is None else _number("settle_seconds", settle)
+    outcome = _choice("settle_outcome", payload.get("settle_outcome", "succeed"),
+                      ("succeed", "fail"))
     try:
-        return state.create_order(provider, order_id, amount, str(currency),
-                                  authorized_at=authorized_at, expires_at=expires_at,
-                                  state=order_state)  # type: ignore[arg-type]
+        order = state.create_order(provider, order_id, amount, str(currency),
+                                   authorized_at=authorized_at, expires_at=expires_at,
+                                   state=order_state)  # type: ignore[arg-type]
     except KeyError:
         raise DuplicateOrderError(
             "order_id", f"{provider} order {order_id!r} already exists") from None
+    order.settle_seconds = settle_seconds
+    order.settle_fails = outcome == "fail"
+    return order
 
 
 def add_fault(state: SandboxState, payload: Any) -> Fault:

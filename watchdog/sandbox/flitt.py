@@ -24,6 +24,12 @@ Choices where providers.md says UNCONFIRMED (error codes from the documented lis
 - Capture is synchronous: the answer is already ``captured`` (``hold`` is what
   ``additional_info.capture_status`` shows while an approved pre-auth waits;
   ``null`` when there is no hold).  ``capture_amount`` is in minor units.
+  An order created with ``settle_seconds`` answers a capture ``hold`` instead
+  (status: ``approved``, ``capture_status: hold`` with its ``capture_amount``)
+  and a reversal ``reverse_status: processing`` (status unchanged until then);
+  once that much sandbox time has passed the capture shows ``captured`` and the
+  reversal ``reversed`` — or, with ``settle_outcome: fail``, the hold is open
+  again as if nothing was asked (ledger ``capture_failed``).
 - The hold window is 5 days; when the sandbox time reaches ``expires_at`` an
   uncaptured order shows ``order_status: expired``.
 - Reverse before capture: the full amount only (else 1007), answer
@@ -167,6 +173,8 @@ def order_status(order: Order) -> str:
 
 def capture_status(order: Order) -> str | None:
     """``additional_info.capture_status``: hold while waiting, captured after."""
+    if order.pending is not None and order.pending.operation == "capture":
+        return "hold"
     if order.captured > 0:
         return "captured"
     return "hold" if order.open_amount > 0 else None
@@ -188,7 +196,7 @@ def capture(state: SandboxState, request: web.Request, body: bytes) -> Reply:
             "response_code": "", "response_description": ""}
     if order.captured > 0:
         if amount == order.captured:
-            return call.success({**head, "capture_status": "captured"})
+            return call.success({**head, "capture_status": capture_status(order)})
         return call.failure(1019, "Order already completed: already captured")
     if order.canceled:
         return call.failure(1019, "Order already completed: order is reversed")
@@ -196,13 +204,15 @@ def capture(state: SandboxState, request: web.Request, body: bytes) -> Reply:
         return call.failure(1000, f"General decline: order is {order_status(order)}")
     if amount > order.open_amount:
         return call.failure(1007, "Parameter `amount` is incorrect: exceeds the order amount")
+    released = order.open_amount - amount
     order.captured = amount
     order.capture_count = 1
-    order.released += order.open_amount
+    order.released += released
     order.closed = True
     order.updated_at = state.clock.now()
     state.record_effect(order, "capture", amount, None)
-    return call.success({**head, "capture_status": "captured"})
+    state.pend(order, "capture", amount, applied=True, released=released, default_seconds=None)
+    return call.success({**head, "capture_status": capture_status(order)})
 
 
 def reverse(state: SandboxState, request: web.Request, body: bytes) -> Reply:
@@ -238,6 +248,16 @@ def _reverse(state: SandboxState, call: _Call, order_id: str, reverse_id: str | 
             return call.failure(
                 1007, "Parameter `amount` is incorrect: before capture only the full amount "
                       "can be reversed")
+        if order.pending is not None:
+            return call.failure(1000, "General decline: an operation is in progress")
+        if state.pend(order, "cancel", amount, applied=False, key=reverse_id,
+                      default_seconds=None) is not None:
+            return call.success({
+                "order_id": order_id, "merchant_id": int(FLITT_MERCHANT_ID),
+                "reverse_status": "processing", "reversal_amount": amount,
+                "currency": order.currency, "transaction_id": state.next_id(),
+                "response_code": "", "response_description": "",
+            })
         order.released += amount
         order.closed = True
         order.canceled = True

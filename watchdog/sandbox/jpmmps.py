@@ -20,8 +20,12 @@ Choices where providers.md says UNCONFIRMED:
   cancel after capture; the message names the current status),
   ``MODIFICATION_ID_REUSED`` (same modificationId, different request).
 - Single capture per transaction.  The capture answer always says
-  ``CAPTURE_PENDING``; a status read once ``capture_settle_seconds`` of sandbox
-  time have passed (default 0: the next read) shows ``CAPTURED``.
+  ``CAPTURE_PENDING`` (its ``modification.status`` ``PENDING``); a status read
+  once the order's ``settle_seconds`` (else the server's
+  ``capture_settle_seconds``, default 0: the next read) of sandbox time have
+  passed shows ``CAPTURED`` with the modification ``COMPLETED`` — or, for an
+  order created with ``settle_outcome: fail``, ``AUTHORIZATION_COMPLETED`` again
+  with the modification ``FAILED`` and the money open (ledger ``capture_failed``).
 - Status names: pending → ``AUTORIZATION_INITIALIZED`` (sic), declined →
   ``FAILED``, lapsed → ``EXPIRED`` (the window ends when the sandbox time
   reaches ``expires_at``), cancelled → ``CANCELLED``.
@@ -68,9 +72,9 @@ def payment_status(state: SandboxState, order: Order) -> str:
         return "AUTORIZATION_INITIALIZED"
     if order.state == "declined":
         return "FAILED"
+    if order.pending is not None and order.pending.operation == "capture":
+        return "CAPTURE_PENDING"
     if order.captured > 0:
-        if order.settles_at is not None and state.clock.now() < order.settles_at:
-            return "CAPTURE_PENDING"
         return "CAPTURED"
     if order.canceled:
         return "CANCELLED"
@@ -90,12 +94,7 @@ def model(state: SandboxState, order: Order, ignored: list[str],
     status = status_override or payment_status(state, order)
     if status == "CAPTURED" and order.settles_at is not None:
         last = max(last, order.settles_at)
-    modifications = []
-    for mod in order.history:
-        entry = dict(mod)
-        if mod["modificationData"]["type"] == "CAPTURE":
-            entry["status"] = "PENDING" if status == "CAPTURE_PENDING" else "COMPLETED"
-        modifications.append(entry)
+    modifications = [dict(mod) for mod in order.history]  # each with its own status
     return {
         "reconciliationReferenceId": f"rr-{order.order_id}",
         "description": None,
@@ -201,9 +200,10 @@ def _capture(state: SandboxState, payload: dict[str, Any], ignored: list[str],
                      f"Amount exceeds the authorized amount "
                      f"{to_major(order.open_amount, order.currency)}", ignored)
     now = state.clock.now()
+    released = order.open_amount - amount
     order.captured = amount
     order.capture_count = 1
-    order.released += order.open_amount
+    order.released += released
     order.closed = True
     order.settles_at = now + state.jpmmps_capture_settle
     order.updated_at = now
@@ -212,11 +212,17 @@ def _capture(state: SandboxState, payload: dict[str, Any], ignored: list[str],
         "creationDate": iso(now),
         "modificationData": {"type": "CAPTURE", "amount": _decimal(amount, order.currency),
                              "currencyCode": order.currency},
+        "status": "PENDING",
     }
     order.history.append(modification)
     state.record_effect(order, "capture", amount, key)
+    effect = state.pend(order, "capture", amount, applied=True, released=released, key=key,
+                        record=modification,
+                        default_seconds=state.jpmmps_capture_settle.total_seconds())
+    if effect is not None:
+        order.settles_at = effect.settles_at
     answer = model(state, order, ignored, status_override="CAPTURE_PENDING")
-    answer["modification"] = {**modification, "status": "PENDING"}
+    answer["modification"] = dict(modification)
     return json_reply(200, answer)
 
 

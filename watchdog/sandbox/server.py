@@ -146,11 +146,16 @@ class SandboxServer:
     def create_order(self, provider: str, order_id: str, amount: int, currency: str, *,
                      authorized_at: dt.datetime | None = None,
                      expires_at: dt.datetime | None = None,
-                     state: str = "authorized") -> dict[str, Any]:
-        """Create an authorization (amount in minor units); return its snapshot."""
+                     state: str = "authorized", settle_seconds: float | None = None,
+                     settle_outcome: str = "succeed") -> dict[str, Any]:
+        """Create an authorization (amount in minor units); return its snapshot.
+
+        ``settle_seconds`` makes its captures and cancels pending for that long (JPMMPS
+        captures always are), ``settle_outcome="fail"`` makes them fail then."""
         payload = {"provider": provider, "order_id": order_id, "amount": amount,
                    "currency": currency, "authorized_at": authorized_at,
-                   "expires_at": expires_at, "state": state}
+                   "expires_at": expires_at, "state": state,
+                   "settle_seconds": settle_seconds, "settle_outcome": settle_outcome}
         return self._call(lambda: control.snapshot(
             self.state, control.create_order(self.state, payload)))
 

@@ -97,6 +97,25 @@ class SandboxClock:
 
 
 @dataclass(slots=True)
+class PendingEffect:
+    """A capture or cancel the provider accepted and finishes later (JPMMPS
+    ``CAPTURE_PENDING``, Flitt ``hold`` / reversal ``processing``).
+
+    ``applied`` effects are on the order already and are taken back when they fail;
+    the others are applied only when they succeed. ``record`` is the provider's own
+    history entry whose ``status`` follows the outcome (JPMMPS modifications)."""
+
+    operation: str  # capture | cancel
+    amount: int
+    settles_at: dt.datetime
+    fails: bool
+    applied: bool
+    released: int = 0  # uncaptured money an applied capture released with it
+    key: str | None = None
+    record: dict[str, Any] | None = None
+
+
+@dataclass(slots=True)
 class Order:
     """One authorization held at a provider; amounts in integer minor units."""
 
@@ -118,6 +137,11 @@ class Order:
     capture_count: int = 0
     reference: str | None = None  # merchant reference (Clearpay)
     settles_at: dt.datetime | None = None  # JPMMPS: when CAPTURE_PENDING turns CAPTURED
+    #: Per order: seconds a capture / cancel stays pending (None: the provider's default,
+    #: which is synchronous except for JPMMPS captures), and whether it then fails.
+    settle_seconds: float | None = None
+    settle_fails: bool = False
+    pending: PendingEffect | None = None
     history: list[dict[str, Any]] = field(default_factory=list)  # provider-specific records
 
     @property
@@ -215,8 +239,49 @@ class SandboxState:
         self.refresh(order)
         return order
 
+    def pend(self, order: Order, operation: str, amount: int, *, applied: bool,
+             default_seconds: float | None, released: int = 0, key: str | None = None,
+             record: dict[str, Any] | None = None) -> PendingEffect | None:
+        """Make ``operation`` pending on ``order`` when the order (or the provider's
+        default) says so; None means it is synchronous."""
+        seconds = order.settle_seconds if order.settle_seconds is not None else default_seconds
+        if seconds is None:
+            return None
+        effect = PendingEffect(operation, amount, self.clock.now() + dt.timedelta(seconds=seconds),
+                               order.settle_fails, applied, released, key, record)
+        order.pending = effect
+        return effect
+
+    def _settle(self, order: Order, now: dt.datetime) -> None:
+        """Finish a pending effect whose time has come: confirm it or take it back."""
+        effect = order.pending
+        if effect is None or now < effect.settles_at:
+            return
+        order.pending = None
+        order.updated_at = effect.settles_at
+        if effect.record is not None:
+            effect.record["status"] = "FAILED" if effect.fails else "COMPLETED"
+        if effect.fails:
+            if effect.applied and effect.operation == "capture":
+                order.captured -= effect.amount
+                order.released -= effect.released
+                order.capture_count -= 1
+                order.closed = False
+            elif effect.applied:
+                order.released -= effect.amount
+                order.closed = order.canceled = False
+            self.record_effect(order, f"{effect.operation}_failed", effect.amount, effect.key)
+            return
+        if not effect.applied and effect.operation == "cancel":
+            order.released += effect.amount
+            order.closed = order.canceled = True
+            self.record_effect(order, "cancel", effect.amount, effect.key)
+
     def refresh(self, order: Order) -> None:
-        """Apply the lapse if the sandbox clock has reached the order's deadline."""
+        """Settle a pending effect that is due, then apply the lapse if the sandbox clock
+        has reached the order's deadline."""
+        if order.pending is not None:
+            self._settle(order, self.clock.now())
         if order.lapsed_at is None and order.open_amount > 0:
             now = self.clock.now()
             if now >= order.expires_at:

@@ -6,18 +6,19 @@ before the provider is called; the outcome is recorded in a second transaction.
 
 from __future__ import annotations
 
-import datetime as dt
-
-from watchdog import faultpoints
+from watchdog import faultpoints, store
+from watchdog.alerting import AlertKind, Severity
 from watchdog.audit import AuditEvent
 from watchdog.domain import ActionKind, ProviderName, State
 from watchdog.models import Action, Authorization
-from watchdog.policy import Decision
-from watchdog.providers.base import ProviderAdapter, ProviderResult
+from watchdog.money import format_money
+from watchdog.policy import Decision, capture_target
+from watchdog.providers.base import Outcome, ProviderAdapter, ProviderResult
+from watchdog.providers.limits import SEND_GUARD, GuardReached
 from watchdog.providers.retry import with_retries
 from watchdog.scan.context import ScanContext
 from watchdog.scan.guards import count_action, defer, guard_rail, hold, not_configured
-from watchdog.scan.outcome import outcome_too_late, record_outcome
+from watchdog.scan.outcome import confirm_already_done, outcome_too_late, record_outcome
 from watchdog.scan.sync import read_status, status_into
 from watchdog.scan.writes import Intent, RowWrite
 
@@ -54,6 +55,12 @@ async def act(ctx: ScanContext, row: Authorization, kind: ActionKind, decision: 
         await ctx.commit(write)
         hold(ctx, row, kind, decision, *held)
         return held[2]  # a held row goes on to its alerts; a deferred one waits its turn
+    unwanted_release = released_below_minimum(ctx, row, kind)
+    if unwanted_release is not None:
+        write.alerts.append(lambda session: ctx.alert(
+            session, row, AlertKind.ACTION_FAILED, Severity.WARNING,
+            f"{row.provider} order {row.order_id}: {unwanted_release}", unwanted_release, now,
+        ))
     faultpoints.checkpoint("before_intent")
     count_action(ctx, row)
     try:
@@ -65,6 +72,20 @@ async def act(ctx: ScanContext, row: Authorization, kind: ActionKind, decision: 
     return await send(ctx, row, action, adapter)
 
 
+def released_below_minimum(ctx: ScanContext, row: Authorization, kind: ActionKind) -> str | None:
+    """Why a release gives up money the merchant still wanted (what is left to capture is
+    below the provider's minimum capture), or None."""
+    if kind is not ActionKind.CANCEL:
+        return None
+    rules = store.rules_for(ctx.config, ProviderName(row.provider))
+    wanted = capture_target(store.snapshot(row), rules)
+    if 0 < wanted < rules.min_capture_amount:
+        return (f"releasing {format_money(wanted, row.currency)} still wanted: below "
+                f"{row.provider}'s minimum capture "
+                f"{format_money(rules.min_capture_amount, row.currency)}")
+    return None
+
+
 async def commit_intent(
     ctx: ScanContext, write: RowWrite, kind: ActionKind, decision: Decision
 ) -> Action:
@@ -73,15 +94,15 @@ async def commit_intent(
     row, now = write.row, write.now
     in_flight = State.CAPTURING if kind is ActionKind.CAPTURE else State.CANCELING
     seq = row.capture_count + 1 if kind is ActionKind.CAPTURE else 1
-    settings = ctx.config.provider(ProviderName(row.provider))
-    recovery_after = dt.timedelta(
-        seconds=(settings.connect_timeout + settings.read_timeout) * (settings.retry_attempts + 1)
-    )
+    # While this worker lives its heartbeat keeps the row its own however long the call
+    # takes; if it dies, the row is free one lease later and recovery asks the provider
+    # (then resends with the same key, which every provider deduplicates). So recovery
+    # waits one lease, not the provider's timeouts and retries (minutes for JPMMPS).
     write.update(
         OPEN,
         {
             "state": in_flight.value,
-            "next_action_at": now + recovery_after,
+            "next_action_at": now + ctx.config.scheduler.lease,
             "updated_at": now,
         },
     )
@@ -125,7 +146,7 @@ async def send(
     kind = ActionKind(action.kind)
     guard_at = ctx.timeline(row).guard_at
     if ctx.clock.now() >= guard_at:
-        outcome_too_late(ctx, row, action)
+        await outcome_too_late(ctx, row, action)
         return True
     settings = ctx.config.provider(ProviderName(row.provider))
     ref = ctx.ref(row)
@@ -139,14 +160,25 @@ async def send(
         return await adapter.cancel(ref, action.idempotency_key)
 
     faultpoints.checkpoint_in_flight("after_send")
-    result = await with_retries(
-        call,
-        settings.retry_attempts,
-        settings.retry_backoff,
-        ctx.sleep,
-        deadline_guard=lambda: ctx.clock.now() < guard_at,
-    )
+    # No slot wait and no exchange outlives the guard instant (limits and transport read it).
+    token = SEND_GUARD.set(lambda: (guard_at - ctx.clock.now()).total_seconds())
+    try:
+        result = await with_retries(
+            call,
+            settings.retry_attempts,
+            settings.retry_backoff,
+            ctx.sleep,
+            deadline_guard=lambda: ctx.clock.now() < guard_at,
+        )
+    except GuardReached:
+        # Waiting for a concurrency or rate-limit slot took us to the guard; nothing left.
+        await outcome_too_late(ctx, row, action)
+        return True
+    finally:
+        SEND_GUARD.reset(token)
     faultpoints.checkpoint("after_provider")
+    if result.outcome is Outcome.ALREADY_DONE:
+        result = await confirm_already_done(ctx, row, action, result)
     faultpoints.checkpoint("before_outcome")
     await record_outcome(ctx, row, action, result)
     if State(row.state).is_final:

@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from functools import partial
 from typing import Any, cast
 
-from sqlalchemy import Engine, Table, Update, bindparam, literal_column, update
+from sqlalchemy import Engine, Table, Update, bindparam, literal_column, select, update
 from sqlalchemy.orm import Session
 
 from watchdog import audit, store
@@ -27,7 +27,7 @@ from watchdog.alerting import resolve_alerts_many
 from watchdog.audit import AuditEvent
 from watchdog.clock import Clock
 from watchdog.db import TransactionRunner
-from watchdog.models import Action, Authorization
+from watchdog.models import Action, Authorization, Installation
 from watchdog.scan.known import KnownRows
 from watchdog.scan.writes import Intent, RowWrite
 
@@ -250,6 +250,7 @@ def _intents(
     known.load(session, [w.row.id for w in writes if known.actions_of(w.row.id) is None])
     inserts: list[dict[str, Any]] = []
     events: dict[RowWrite, AuditEvent] = {}
+    installation: str | None = None
     for write in writes:
         intent = write.intent
         assert intent is not None
@@ -285,7 +286,9 @@ def _intents(
             )
         else:
             attempt = max((a.attempt for a in same), default=0) + 1
-            values = new_action(write.row.id, intent, attempt)
+            if installation is None:
+                installation = installation_id(session)
+            values = new_action(write.row.id, intent, attempt, installation)
             inserts.append(values)
             action = Action(**values)
         intent.action = action
@@ -295,12 +298,22 @@ def _intents(
     return events
 
 
-def idempotency_key(authorization_id: int, kind: str, seq: int, attempt: int) -> str:
-    """Deterministic from our own data: the same intent always carries the same key."""
-    return f"ew-{authorization_id}-{kind}{seq}-a{attempt}"
+def idempotency_key(
+    installation: str, authorization_id: int, kind: str, seq: int, attempt: int
+) -> str:
+    """Deterministic from our own data, so the same intent always carries the same key, and
+    prefixed with this database's installation id, so no other database ever sends it."""
+    return f"ew-{installation}-{authorization_id}-{kind}{seq}-a{attempt}"
 
 
-def new_action(authorization_id: int, intent: Intent, attempt: int) -> dict[str, Any]:
+def installation_id(session: Session) -> str:
+    """This database's installation id (one row, made by migration 0005)."""
+    return str(session.connection().execute(select(Installation.id).limit(1)).scalar_one())
+
+
+def new_action(
+    authorization_id: int, intent: Intent, attempt: int, installation: str
+) -> dict[str, Any]:
     """Column values of a new pending action for ``intent``."""
     kind = intent.kind.value
     return {
@@ -308,7 +321,9 @@ def new_action(authorization_id: int, intent: Intent, attempt: int) -> dict[str,
         "kind": kind,
         "seq": intent.seq,
         "attempt": attempt,
-        "idempotency_key": idempotency_key(authorization_id, kind, intent.seq, attempt),
+        "idempotency_key": idempotency_key(
+            installation, authorization_id, kind, intent.seq, attempt
+        ),
         "amount": intent.amount,
         "final": intent.final,
         "status": "pending",

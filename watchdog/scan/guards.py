@@ -11,6 +11,7 @@ from watchdog import audit, controls, store
 from watchdog.alerting import AlertKind, Severity
 from watchdog.domain import ActionKind, ProviderName, State
 from watchdog.models import Authorization
+from watchdog.money import format_money
 from watchdog.policy import Decision
 from watchdog.scan.context import ScanContext
 from watchdog.scan.pacing import FAILURES_BEFORE_ALERT, backoff
@@ -48,7 +49,8 @@ def guard_rail(
     ):
         return (
             "held",
-            f"capture of {decision.amount} exceeds max_capture_amount {limit}; "
+            f"capture of {format_money(decision.amount or 0, row.currency)} exceeds "
+            f"max_capture_amount {format_money(limit, row.currency)}; "
             f"approve with `expiry-watchdog approve {row.id}`",
             True,
         )

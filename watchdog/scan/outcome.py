@@ -3,25 +3,35 @@ deadline guard. Each is one write, fenced by the row's lease."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
-
-from sqlalchemy import update
 
 from watchdog import store
 from watchdog.alerting import AlertKind, Severity
 from watchdog.domain import ActionKind, InstructionKind, ProviderName, State
 from watchdog.models import Action, Authorization
+from watchdog.money import format_money
 from watchdog.providers.base import Outcome, ProviderResult
+from watchdog.reconcile import Verdict, confirmation
 from watchdog.scan.context import ScanContext
 from watchdog.scan.pacing import FAILURES_BEFORE_ALERT, backoff
-from watchdog.scan.stages import record_expired
-from watchdog.scan.sync import result_detail
+from watchdog.scan.stages import expired_into
+from watchdog.scan.sync import read_status, result_detail, status_event
 
 
 async def record_outcome(
     ctx: ScanContext, row: Authorization, action: Action, result: ProviderResult
 ) -> None:
     """Apply the provider's answer to the action and the authorization; audit and alert."""
+    if result.outcome is Outcome.RETRYABLE and answered_after_processing_began(result):
+        # 408, 409 (still processing) and 5xx: the request reached the provider and may yet
+        # land. Not "nothing moved": recovery reads the status and resends with the same
+        # key; a new attempt (a new key, perhaps another amount) never follows such an answer.
+        result = replace(
+            result,
+            outcome=Outcome.UNKNOWN,
+            message=f"{result.message}; the outcome is unknown until a status read says",
+        )
     now = ctx.clock.now()
     kind = ActionKind(action.kind)
     in_flight = State.CAPTURING if kind is ActionKind.CAPTURE else State.CANCELING
@@ -36,6 +46,27 @@ async def record_outcome(
     alert: tuple[AlertKind, Severity, str] | None = None
     if result.outcome in (Outcome.SUCCEEDED, Outcome.ALREADY_DONE):
         values.update(effect_values(ctx, row, action))
+        shown = result.snapshot.captured_amount if result.snapshot is not None else None
+        expected = row.captured_amount + (action.amount or 0)
+        if (
+            result.outcome is Outcome.ALREADY_DONE
+            and kind is ActionKind.CAPTURE
+            and shown is not None
+            and shown != expected
+        ):
+            # The provider's amount is the truth; less than we asked is someone else's
+            # capture or a voided remainder: a human must know.
+            values["captured_amount"] = max(0, min(shown, row.amount))
+            if result.snapshot is not None and result.snapshot.open_amount == 0:
+                values["state"] = State.CAPTURED.value
+            # provider_mismatch: not resolved by the row becoming final in this write.
+            alert = (
+                AlertKind.PROVIDER_MISMATCH,
+                Severity.CRITICAL,
+                f"{kind} already done at the provider, but it shows "
+                f"{format_money(shown, row.currency)} captured where the watchdog asked for "
+                f"{format_money(expected, row.currency)}: {result.describe()}",
+            )
         values.update(instruction=None, attempts=0, not_before=None, last_error=None)
         if (
             row.instruction == InstructionKind.CAPTURE_AT_DEADLINE.value
@@ -46,6 +77,13 @@ async def record_outcome(
             # rather than captured by the default policy.
             values.update(instruction=row.instruction, instruction_amount=0)
         action_values.update(status=result.outcome.value, completed_at=now)
+    elif result.outcome is Outcome.PENDING:
+        # Accepted, not final: poll the provider's status (the first read at once) until it
+        # confirms or fails the effect. ``recoveries`` counts the polls.
+        action_values.update(status="confirming", recoveries=0)
+        values.update(
+            state=confirming_state(kind).value, not_before=now, last_error=None, attempts=0
+        )
     elif result.outcome is Outcome.UNKNOWN:
         action_values.update(status="unknown")
         values.update(last_error=result.describe())
@@ -119,6 +157,37 @@ async def record_outcome(
         setattr(action, key, value)
 
 
+async def confirm_already_done(
+    ctx: ScanContext, row: Authorization, action: Action, answer: ProviderResult
+) -> ProviderResult:
+    """"Already done" is confirmed, not assumed: read the status and say what it shows.
+
+    Clearpay's 410 ``payment_captured`` also means "partly captured, the rest voided", and a
+    Smartpay "already captured" may be someone else's capture. The result is ALREADY_DONE
+    with the provider's snapshot when our effect is there (the amount booked is then the
+    provider's), REJECTED when the status shows it absent (nothing moved: it pages),
+    PENDING or UNKNOWN when the status cannot tell yet."""
+    status = await read_status(ctx, row)
+    write = ctx.write(row, ctx.clock.now())
+    if status is not None:
+        write.events.append(status_event(ctx, row, status))
+        await ctx.commit(write)  # audit only
+    snap = status.snapshot if status is not None else None
+    verdict, _ = confirmation(store.snapshot(row), ActionKind(action.kind), action.amount, snap)
+    said = answer.describe()
+    if verdict is Verdict.CONFIRMED:
+        return replace(answer, snapshot=snap,
+                       message=f"{answer.message}; confirmed by a status read")
+    if verdict is Verdict.FAILED:
+        return replace(answer, outcome=Outcome.REJECTED, snapshot=snap,
+                       message=f"the provider said already done ({said}) but its status shows "
+                       "our effect absent: nothing moved")
+    if verdict is Verdict.PENDING:
+        return replace(answer, outcome=Outcome.PENDING, snapshot=snap)
+    return replace(answer, outcome=Outcome.UNKNOWN,
+                   message=f"{answer.message}; not confirmed: the status read did not tell")
+
+
 def effect_values(ctx: ScanContext, row: Authorization, action: Action) -> dict[str, Any]:
     """Columns after our capture/cancel took effect."""
     rules = store.rules_for(ctx.config, ProviderName(row.provider))
@@ -146,29 +215,37 @@ def effect_values(ctx: ScanContext, row: Authorization, action: Action) -> dict[
     return values
 
 
+def answered_after_processing_began(result: ProviderResult) -> bool:
+    """Did the provider answer in a way that does not say nothing moved: 408, 409 or 5xx?
+
+    A 429 is refused before any processing, and a transport failure before the request
+    left has no status: both stay "nothing moved"."""
+    status = result.http_status
+    return status is not None and (status in (408, 409) or status >= 500)
+
+
+def confirming_state(kind: ActionKind) -> State:
+    """The state a pending effect of ``kind`` waits in."""
+    return State.CONFIRMING_CAPTURE if kind is ActionKind.CAPTURE else State.CONFIRMING_CANCEL
+
+
 def prior_state(row: Authorization) -> State:
     """The open state a retryable failure returns the row to."""
     return State.PARTIALLY_CAPTURED if row.captured_amount > 0 else State.AUTHORIZED
 
 
-def outcome_too_late(ctx: ScanContext, row: Authorization, action: Action) -> None:
+async def outcome_too_late(ctx: ScanContext, row: Authorization, action: Action) -> None:
     """The deadline guard was reached before the action could be sent or confirmed:
     abandon it, mark the authorization expired and page."""
-    now = ctx.clock.now()
-    with ctx.tx() as session:
-        session.execute(
-            update(Action)
-            .where(Action.idempotency_key == action.idempotency_key)
-            .values(status="abandoned", completed_at=now)
-        )
-        record_expired(
-            ctx,
-            session,
-            row,
-            now,
-            f"scan:{action.kind}:abandon",
-            "deadline guard reached",
-            f"{row.provider} order {row.order_id}: deadline guard reached before "
-            f"the {action.kind} could be confirmed",
-            key=action.idempotency_key,
-        )
+    write = ctx.write(row, ctx.clock.now())
+    write.update_action(action.idempotency_key, {"status": "abandoned", "completed_at": write.now})
+    expired_into(
+        ctx,
+        write,
+        f"scan:{action.kind}:abandon",
+        "deadline guard reached",
+        f"{row.provider} order {row.order_id}: deadline guard reached before "
+        f"the {action.kind} could be confirmed",
+        key=action.idempotency_key,
+    )
+    await ctx.commit(write)

@@ -1,22 +1,27 @@
 """Recovery of an in-flight intent without an outcome: ask the provider, then record the
-effect, resend with the same key, try again later, or hand over to a human."""
+effect, resend with the same key, try again later, or hand over to a human.
+
+Every write goes through the group committer (``ctx.commit``), never a blocking
+transaction of its own: on PostgreSQL such a transaction, run on the event loop, can wait
+for the audit chain's lock while the committer's transaction holding it waits for the
+loop (seen as a pass that hung after a database restart)."""
 
 from __future__ import annotations
 
-from sqlalchemy import select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from watchdog import audit, store
+from watchdog import store
 from watchdog.alerting import AlertKind, Severity
 from watchdog.domain import ActionKind, ProviderName, State
 from watchdog.models import Action, Authorization
-from watchdog.providers.base import Outcome, ProviderResult
+from watchdog.providers.base import Outcome, ProviderResult, ProviderState
 from watchdog.reconcile import effect_present
 from watchdog.scan.actions import send
 from watchdog.scan.context import ScanContext
 from watchdog.scan.outcome import outcome_too_late, record_outcome
 from watchdog.scan.pacing import backoff
-from watchdog.scan.sync import result_detail, status
+from watchdog.scan.sync import read_status, result_detail, status_event
 
 MAX_RECOVERIES = 5
 
@@ -32,7 +37,7 @@ async def recover(ctx: ScanContext, row: Authorization) -> bool:
         ).scalar_one_or_none()
     adapter = ctx.adapter(row)
     if action is None or adapter is None:
-        needs_attention(
+        await needs_attention(
             ctx,
             row,
             None,
@@ -41,7 +46,7 @@ async def recover(ctx: ScanContext, row: Authorization) -> bool:
             else "provider not configured",
         )
         return False
-    result = await status(ctx, row)
+    result = await read_status(ctx, row)
     now = ctx.clock.now()
     snap = result.snapshot if result is not None else None
     present = (
@@ -49,14 +54,40 @@ async def recover(ctx: ScanContext, row: Authorization) -> bool:
         if snap is not None
         else None
     )
-    ctx.audit(
-        row,
-        f"recovery:{action.kind}:check",
-        key=action.idempotency_key,
-        outcome={True: "present", False: "absent", None: "unknown"}[present],
-        detail={"status": result_detail(result) if result else None},
+    check = ctx.write(row, now)
+    if result is not None:
+        check.events.append(status_event(ctx, row, result))
+    check.events.append(
+        ctx.event(
+            row,
+            f"recovery:{action.kind}:check",
+            key=action.idempotency_key,
+            outcome={True: "present", False: "absent", None: "unknown"}[present],
+            detail={"status": result_detail(result) if result else None},
+        )
     )
+    if (
+        snap is not None
+        and snap.state is ProviderState.CAPTURE_PENDING
+        and action.kind == ActionKind.CAPTURE.value
+    ):
+        await ctx.commit(check)
+        # Our capture reached the provider and waits for its confirmation: not final.
+        await record_outcome(
+            ctx,
+            row,
+            action,
+            ProviderResult(
+                Outcome.PENDING,
+                action.kind,
+                ProviderName(row.provider),
+                message="capture found pending at the provider during recovery",
+                snapshot=snap,
+            ),
+        )
+        return True
     if present is True:
+        await ctx.commit(check)
         await record_outcome(
             ctx,
             row,
@@ -71,75 +102,59 @@ async def recover(ctx: ScanContext, row: Authorization) -> bool:
         return True
     if present is False:
         if now >= ctx.timeline(row).guard_at:
-            outcome_too_late(ctx, row, action)
+            await ctx.commit(check)
+            await outcome_too_late(ctx, row, action)
             return True
-        ctx.audit(
-            row,
-            f"recovery:{action.kind}:resend",
-            key=action.idempotency_key,
-            amount=action.amount,
+        check.events.append(
+            ctx.event(
+                row,
+                f"recovery:{action.kind}:resend",
+                key=action.idempotency_key,
+                amount=action.amount,
+            )
         )
+        await ctx.commit(check)
         return await send(ctx, row, action, adapter)
     # Still cannot tell.
     if action.recoveries + 1 >= MAX_RECOVERIES or now >= ctx.timeline(row).guard_at:
-        needs_attention(ctx, row, action, "outcome still unknown after recovery attempts")
+        await ctx.commit(check)
+        await needs_attention(ctx, row, action, "outcome still unknown after recovery attempts")
         return False
-    with ctx.tx() as session:
-        recoveries = action.recoveries + 1
-        session.execute(
-            update(Action)
-            .where(Action.idempotency_key == action.idempotency_key)
-            .values(recoveries=recoveries)
-        )
-        delay = backoff(recoveries, None)
-        next_at = min(now + delay, ctx.timeline(row).guard_at)
-        store.guarded_update(
-            session,
-            row,
-            [State(row.state)],
-            {
-                "next_action_at": next_at,
-                "claimed_by": None,
-                "claimed_until": None,
-                "updated_at": now,
-            },
-            worker=ctx.worker,
-        )
+    recoveries = action.recoveries + 1
+    next_at = min(now + backoff(recoveries, None), ctx.timeline(row).guard_at)
+    check.update_action(action.idempotency_key, {"recoveries": recoveries})
+    check.update(
+        [State(row.state)],
+        {"next_action_at": next_at, "claimed_by": None, "claimed_until": None, "updated_at": now},
+    )
+    await ctx.commit(check)
     return False
 
 
-def needs_attention(ctx: ScanContext, row: Authorization, action: Action | None, why: str) -> None:
+async def needs_attention(
+    ctx: ScanContext, row: Authorization, action: Action | None, why: str
+) -> None:
     """Hand the row to a human: mark it needs_attention, audit, page, release it."""
     now = ctx.clock.now()
-    with ctx.tx() as session:
-        if action is not None:
-            session.execute(
-                update(Action)
-                .where(Action.idempotency_key == action.idempotency_key)
-                .values(status="unknown")
-            )
-        store.guarded_update(
-            session,
+    write = ctx.write(row, now)
+    if action is not None:
+        write.update_action(action.idempotency_key, {"status": "unknown"})
+    write.update(
+        [State(row.state)],
+        {"state": State.NEEDS_ATTENTION.value, "last_error": why, "updated_at": now},
+    )
+    ctx.replan_into(write)
+    write.events.append(
+        ctx.event(
             row,
-            [State(row.state)],
-            {"state": State.NEEDS_ATTENTION.value, "last_error": why, "updated_at": now},
-            worker=ctx.worker,
+            "scan:authorization:needs_attention",
+            state_to=State.NEEDS_ATTENTION.value,
+            key=action.idempotency_key if action else None,
+            detail={"reason": why},
         )
-        ctx.replan(session, row, now)
-        audit.append(
-            session,
-            [
-                ctx.event(
-                    row,
-                    "scan:authorization:needs_attention",
-                    state_to=State.NEEDS_ATTENTION.value,
-                    key=action.idempotency_key if action else None,
-                    detail={"reason": why},
-                )
-            ],
-            now,
-        )
-        ctx.alert(
+    )
+    write.alerts.append(
+        lambda session: ctx.alert(
             session,
             row,
             AlertKind.NEEDS_ATTENTION,
@@ -148,4 +163,6 @@ def needs_attention(ctx: ScanContext, row: Authorization, action: Action | None,
             why,
             now,
         )
-        store.release(session, row, ctx.worker)
+    )
+    write.release = True
+    await ctx.commit(write)

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
+from watchdog.anchor import Checkpoint
 from watchdog.db import transaction
 from watchdog.models import Pass
 
@@ -21,6 +22,8 @@ class PassReport:
     claimed: int = 0
     steps: dict[str, int] = field(default_factory=dict)
     errors: int = 0
+    checkpoint: Checkpoint | None = None  # the audit chain's head after the pass
+    audit_problem: str | None = None  # the checkpoint was refused: the table changed under it
 
     def count(self, step: str) -> None:
         """Tally one executed step."""
@@ -29,7 +32,20 @@ class PassReport:
     def summary(self) -> str:
         """One line for humans."""
         done = ", ".join(f"{k}={v}" for k, v in sorted(self.steps.items())) or "nothing due"
-        return f"claimed {self.claimed}: {done}; errors {self.errors}"
+        text = f"claimed {self.claimed}: {done}; errors {self.errors}"
+        if self.checkpoint is not None:
+            cp = self.checkpoint
+            text += f"; audit checkpoint rows={cp.rows} last_id={cp.last_id} head={cp.head}"
+        if self.audit_problem is not None:
+            text += f"; AUDIT CHECKPOINT REFUSED: {self.audit_problem}"
+        return text
+
+    def log_fields(self) -> dict[str, object]:
+        """The audit checkpoint as structured log fields (the journal keeps it)."""
+        if self.checkpoint is None:
+            return {"audit_problem": self.audit_problem} if self.audit_problem else {}
+        return {"audit_last_id": self.checkpoint.last_id, "audit_rows": self.checkpoint.rows,
+                "audit_head": self.checkpoint.head, "audit_checkpoint_at": self.checkpoint.at}
 
 
 def previous_pass_end(engine: Engine) -> dt.datetime | None:

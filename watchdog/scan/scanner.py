@@ -10,15 +10,18 @@ from collections.abc import Awaitable, Callable, Mapping
 
 from sqlalchemy import Engine
 
+from watchdog import audit, store
 from watchdog.clock import Clock
 from watchdog.config import Config
 from watchdog.domain import ActionKind, ProviderName
-from watchdog.errors import TransitionError
+from watchdog.errors import TransitionError, WatchdogError
 from watchdog.models import Authorization
 from watchdog.policy import Decision, Step
 from watchdog.providers.base import ProviderAdapter
 from watchdog.scan.actions import act
+from watchdog.scan.confirm import confirm
 from watchdog.scan.context import ScanContext
+from watchdog.scan.early import claim_unsynced, early_read
 from watchdog.scan.recovery import recover
 from watchdog.scan.report import (
     PassReport,
@@ -114,6 +117,13 @@ class Scanner:
         ctx.forget_pauses()
         ctx.committer.known.forget()
         ctx.last_pass_end = previous_pass_end(ctx.engine)
+        with ctx.tx() as session:
+            abandoned = store.release_abandoned(session, ctx.worker)
+        if abandoned:
+            log.warning(
+                "rows left leased by an earlier pass given back",
+                extra={"action": "scan:lease:abandoned", "rows": abandoned},
+            )
         pass_id = record_pass_start(ctx.engine, ctx.worker, report.started_at, ctx.dry_run)
         claimed = ClaimQueue(self, report)
 
@@ -132,12 +142,54 @@ class Scanner:
             await claimed.close()
             if claimed.failure is not None:
                 raise claimed.failure
+            if not self._stopping:
+                await self._early_reads(report)
         finally:
             await ctx.settle()
             await ctx.committer.aclose()
             report.finished_at = ctx.clock.now()
             record_pass_end(ctx.engine, pass_id, report)
+            self._checkpoint(report)
         return report
+
+    def _checkpoint(self, report: PassReport) -> None:
+        """Anchor the audit chain outside the database after the pass (file, log, metrics).
+        A refused or failed checkpoint is logged at ERROR and reported; it never fails the
+        pass (the money work is done and recorded)."""
+        assert report.finished_at is not None
+        try:
+            report.checkpoint = audit.write_checkpoint(self.ctx.engine, report.finished_at)
+        except audit.CheckpointMismatch as exc:
+            report.audit_problem = str(exc)
+        except (OSError, WatchdogError) as exc:
+            report.audit_problem = f"checkpoint not written: {exc}"
+            log.exception("audit checkpoint not written",
+                          extra={"action": "audit:checkpoint:error"})
+
+    async def _early_reads(self, report: PassReport) -> None:
+        """Once the due rows are done: read the status of up to ``batch_size`` newly
+        registered rows (earliest deadline first), then work each as usual."""
+        ctx = self.ctx
+        rows = claim_unsynced(ctx, ctx.clock.now(), ctx.config.scheduler.batch_size)
+        if not rows:
+            return
+        queue = deque(rows)
+
+        async def worker() -> None:
+            while queue and not self._stopping:
+                row = queue.popleft()
+                try:
+                    await early_read(ctx, row)
+                except Exception as exc:  # noqa: BLE001 - one bad row must not end the pass
+                    await self._row_failed(row, exc, report)
+                    continue
+                report.count("early_read")
+                await self._process(row, report)
+
+        workers = min(len(rows), ctx.config.scheduler.concurrency)
+        await asyncio.gather(*(worker() for _ in range(workers)))
+        for row in queue:  # stopping: give back what was not read
+            await ctx.release(row)
 
     async def _work_queue(self, claimed: ClaimQueue, report: PassReport) -> None:
         while not self._stopping:
@@ -211,6 +263,8 @@ class Scanner:
             return True
         if step is Step.RECOVER:
             return await recover(ctx, row)
+        if step is Step.CONFIRM:
+            return await confirm(ctx, row)
         kind = ActionKind.CAPTURE if step is Step.CAPTURE else ActionKind.CANCEL
         return await act(ctx, row, kind, decision)
 
@@ -234,6 +288,9 @@ class ClaimQueue:
     The next batch is claimed ahead, while half a pass's concurrency of rows is still
     waiting, so rows in flight never wait for a claim (measured: with a batch smaller
     than twice the concurrency, waiting for claims cost a sixth of the throughput).
+    Claiming ahead never holds more waiting rows than ``concurrency`` (a claim tops the
+    queue up to it, at most ``batch_size`` at once): a worker killed mid-pass strands at
+    most what was in flight plus one concurrency's worth, and those only for one lease.
     A row seen earlier in the pass that comes due again is given back, not worked twice.
     """
 
@@ -245,7 +302,8 @@ class ClaimQueue:
         self.exhausted = False
         self.failure: BaseException | None = None
         self._claim_task: asyncio.Task[None] | None = None
-        self._low_water = max(1, scanner.ctx.config.scheduler.concurrency // 2)
+        self._concurrency = scanner.ctx.config.scheduler.concurrency
+        self._low_water = max(1, self._concurrency // 2)
 
     async def next(self) -> Authorization | None:
         """The next row to work, or None when nothing more is due (or the pass stops)."""
@@ -279,12 +337,10 @@ class ClaimQueue:
 
     async def _claim(self) -> None:
         ctx = self.scanner.ctx
+        limit = min(ctx.config.scheduler.batch_size, max(1, self._concurrency - len(self.rows)))
         try:
             rows = await ctx.committer.claim(
-                ctx.worker,
-                ctx.clock.now(),
-                ctx.config.scheduler.lease,
-                ctx.config.scheduler.batch_size,
+                ctx.worker, ctx.clock.now(), ctx.config.scheduler.lease, limit
             )
         except Exception as exc:  # noqa: BLE001 - the database is unreachable: end the pass
             self.failure = exc

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy.orm import Session
-
-from watchdog import audit, store
-from watchdog.alerting import AlertKind, Severity, resolve_alerts
+from watchdog import store
+from watchdog.alerting import AlertKind, Severity, deadline_text, resolve_alerts
 from watchdog.domain import AlertStage, State
 from watchdog.models import Authorization
+from watchdog.money import format_money
 from watchdog.policy import Decision, Step
 from watchdog.reconcile import reconcile
 from watchdog.scan.context import ScanContext
 from watchdog.scan.sync import apply_reconciliation, status
+from watchdog.scan.writes import RowWrite
 
 
 def alert_stage(ctx: ScanContext, row: Authorization, decision: Decision, now: dt.datetime) -> None:
@@ -21,10 +21,10 @@ def alert_stage(ctx: ScanContext, row: Authorization, decision: Decision, now: d
     critical = decision.step is Step.ALERT_CRITICAL
     kind = AlertKind.DEADLINE_CRITICAL if critical else AlertKind.DEADLINE_APPROACHING
     stage = AlertStage.CRITICAL if critical else AlertStage.APPROACHING
-    left = row.deadline - now
     summary = (
-        f"{row.provider} order {row.order_id}: {row.amount - row.captured_amount} "
-        f"{row.currency} still open, deadline in {human(left)}"
+        f"{row.provider} order {row.order_id}: "
+        f"{format_money(row.amount - row.captured_amount, row.currency)} still open, "
+        f"deadline {deadline_text(row.deadline, ctx.config.zone)}"
     )
     with ctx.tx() as session:
         store.guarded_update(
@@ -75,34 +75,35 @@ async def expire(ctx: ScanContext, row: Authorization, decision: Decision) -> No
             f"{decision.reason}; watchdog was down from "
             f"{ctx.last_pass_end.isoformat()} to {now.isoformat()}",
         )
-    with ctx.tx() as session:
-        record_expired(
-            ctx,
-            session,
-            row,
-            now,
-            "scan:authorization:expire",
-            decision.reason,
-            f"{row.provider} order {row.order_id}: authorization lost "
-            f"({row.amount - row.captured_amount} {row.currency} never captured)",
-        )
+    write = ctx.write(row, now)
+    expired_into(
+        ctx,
+        write,
+        "scan:authorization:expire",
+        decision.reason,
+        f"{row.provider} order {row.order_id}: authorization lost "
+        f"({format_money(row.amount - row.captured_amount, row.currency)} never captured, "
+        f"deadline {deadline_text(row.deadline, ctx.config.zone)})",
+    )
+    await ctx.commit(write)
 
 
-def record_expired(
+def expired_into(
     ctx: ScanContext,
-    session: Session,
-    row: Authorization,
-    now: dt.datetime,
+    write: RowWrite,
     event: str,
     reason: str,
     summary: str,
     key: str | None = None,
 ) -> None:
-    """Mark ``row`` expired, audit why, page (authorization_expired) and supersede its other
-    alerts, in the caller's transaction."""
-    store.guarded_update(
-        session,
-        row,
+    """Add to ``write``: mark the row expired, audit why, page (authorization_expired) and
+    supersede its other alerts.
+
+    A write for the group committer rather than a transaction of its own: on PostgreSQL a
+    blocking transaction on the event loop can wait for the audit chain's lock while the
+    committer's transaction, which holds it, waits for the loop."""
+    row, now = write.row, write.now
+    write.update(
         [State(row.state)],
         {
             "state": State.EXPIRED.value,
@@ -110,22 +111,15 @@ def record_expired(
             "instruction": None,
             "updated_at": now,
         },
-        worker=ctx.worker,
     )
-    audit.append(
-        session,
-        [ctx.event(row, event, key=key, state_to=State.EXPIRED.value, detail={"reason": reason})],
-        now,
+    write.events.append(
+        ctx.event(row, event, key=key, state_to=State.EXPIRED.value, detail={"reason": reason})
     )
-    ctx.alert(
-        session, row, AlertKind.AUTHORIZATION_EXPIRED, Severity.CRITICAL, summary, reason, now
+    write.alerts.append(
+        lambda session: ctx.alert(
+            session, row, AlertKind.AUTHORIZATION_EXPIRED, Severity.CRITICAL, summary, reason,
+            now,
+        )
     )
-    resolve_alerts(session, row.id, now, ctx.worker, "superseded by authorization_expired")
+    write.resolve("superseded by authorization_expired")
 
-
-def human(delta: dt.timedelta) -> str:
-    """``5h07m``; a negative delta is "the past"."""
-    minutes = int(delta.total_seconds() // 60)
-    if minutes < 0:
-        return "the past"
-    return f"{minutes // 60}h{minutes % 60:02d}m"

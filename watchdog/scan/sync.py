@@ -5,9 +5,10 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from watchdog import audit, store
+from watchdog import store
 from watchdog.alerting import AlertKind, Severity
 from watchdog.audit import AuditEvent
+from watchdog.audit_evidence import capped_message, evidence
 from watchdog.domain import ProviderName, State
 from watchdog.models import Authorization
 from watchdog.providers.base import ProviderResult
@@ -42,9 +43,9 @@ async def status(ctx: ScanContext, row: Authorization) -> ProviderResult | None:
     """Ask the provider (with retries) and audit the answer; None when not configured."""
     result = await read_status(ctx, row)
     if result is not None:
-        now = ctx.clock.now()
-        with ctx.tx() as session:
-            audit.append(session, [status_event(ctx, row, result)], now)
+        write = ctx.write(row, ctx.clock.now())
+        write.events.append(status_event(ctx, row, result))
+        await ctx.commit(write)  # audit only: no guard, nothing else changes
     return result
 
 
@@ -134,6 +135,38 @@ def reconcile_into(
                 session, row, kind, severity, f"{row.provider} {row.order_id}: {drift}", drift, now
             )
         )
+    if rec.mismatch:
+        mismatch = rec.mismatch
+        snap = result.snapshot
+        write.events.append(
+            ctx.event(
+                row,
+                "scan:provider:mismatch",
+                amount=row.amount,
+                detail={
+                    "registered_amount": row.amount,
+                    "registered_currency": row.currency,
+                    "provider_amount": snap.amount if snap else None,
+                    "provider_currency": snap.currency if snap else None,
+                    "provider_open_amount": snap.open_amount if snap else None,
+                    "mismatch": mismatch,
+                },
+            )
+        )
+        mismatch_severity = (
+            Severity.CRITICAL if rec.new_state is State.NEEDS_ATTENTION else Severity.WARNING
+        )
+        write.alerts.append(
+            lambda session: ctx.alert(
+                session,
+                row,
+                AlertKind.PROVIDER_MISMATCH,
+                mismatch_severity,
+                f"{row.provider} {row.order_id}: {mismatch}",
+                mismatch,
+                now,
+            )
+        )
     if rec.attention:
         attention = rec.attention
         write.alerts.append(
@@ -164,10 +197,14 @@ def result_detail(result: ProviderResult) -> dict[str, Any]:
         "http_status": result.http_status,
         "provider_code": result.provider_code,
         "request_id": result.request_id,
-        "message": result.message,
+        "message": capped_message(result.message),
         "provider_state": snap.raw_state if snap else None,
         "captured_amount": snap.captured_amount if snap else None,
         "open_amount": snap.open_amount if snap else None,
         "expires_at": snap.expires_at.isoformat() if snap and snap.expires_at else None,
-        "raw": result.raw,
+        "amount": snap.amount if snap else None,
+        "currency": snap.currency if snap else None,
+        # Not the raw answer: an allow-list of its fields, its digest and size (no
+        # personal data goes into the append-only audit; watchdog.audit_evidence).
+        **evidence(result.provider, result.raw),
     }

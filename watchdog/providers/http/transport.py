@@ -20,6 +20,7 @@ exception (``__cause__``) when there is one, and only then by the httpx class.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import email.utils
 import json
@@ -36,11 +37,15 @@ from watchdog.clock import SYSTEM_CLOCK, Clock
 from watchdog.config import ProviderSettings
 from watchdog.domain import ProviderName
 from watchdog.providers.base import Outcome, ProviderResult, ProviderSnapshot
+from watchdog.providers.limits import SEND_GUARD
 from watchdog.secrets import MASK, Secret, redact
 
 log = logging.getLogger("watchdog.providers")
 
 RAW_TEXT_LIMIT = 2048
+# An answer larger than this is not read further: a provider's JSON answer is a few KiB,
+# and a hostile or broken one must not fill the daemon's memory.
+MAX_ANSWER_BYTES = 1024 * 1024
 REQUEST_ID_HEADERS = (
     "x-request-id", "request-id", "x-correlation-id", "cf-ray", "x-amzn-requestid",
 )
@@ -93,6 +98,19 @@ class StatelessClient(httpx.AsyncClient):
     def cookies(self, cookies: Any) -> None:
         if cookies:
             raise ValueError("the provider client keeps no cookies")
+
+
+class AnswerTooLarge(Exception):
+    """The provider's answer exceeded MAX_ANSWER_BYTES (it was not read further)."""
+
+
+def total_timeout(timeout: httpx.Timeout) -> float:
+    """The whole exchange's budget: connecting, then one read timeout's worth of answer.
+
+    The per-read timeout alone restarts with every byte, so a provider trickling its
+    answer could hold a capture open indefinitely.
+    """
+    return float((timeout.connect or 0.0) + (timeout.pool or 0.0) + (timeout.read or 0.0))
 
 
 def timeout_for(settings: ProviderSettings) -> httpx.Timeout:
@@ -309,7 +327,17 @@ async def _send(client: httpx.AsyncClient, request: httpx.Request) -> httpx.Resp
     response = await client.transport.handle_async_request(request)
     response.request = request
     try:
-        await response.aread()
+        declared = response.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > MAX_ANSWER_BYTES:
+            raise AnswerTooLarge
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in response.aiter_bytes():
+            size += len(chunk)
+            if size > MAX_ANSWER_BYTES:
+                raise AnswerTooLarge
+            chunks.append(chunk)
+        response._content = b"".join(chunks)  # what aread() would have set
     finally:
         await response.aclose()
     return response
@@ -319,10 +347,23 @@ async def exchange(
     client: httpx.AsyncClient, request: httpx.Request, ctx: CallContext
 ) -> Answer | ProviderResult:
     """Send ``request``; return the Answer, or a ProviderResult when no complete answer came."""
+    budget = _budget(request, ctx)
+    if budget <= 0:
+        return ctx.result(Outcome.RETRYABLE, "not sent: the authorization's guard instant has "
+                          "passed; nothing was sent", raw={"exception": "GuardReached"})
     try:
-        response = await _send(client, request)
-    except (httpx.RequestError, aiohttp.ClientError, TimeoutError, OSError) as exc:
+        async with asyncio.timeout(budget) as scope:
+            response = await _send(client, request)
+    except AnswerTooLarge:
+        return _too_large(ctx)
+    except TimeoutError as exc:
+        if scope.expired():
+            return _out_of_time(ctx, budget)
         return transport_failure(ctx, exc)
+    except (httpx.RequestError, aiohttp.ClientError, OSError) as exc:
+        return transport_failure(ctx, exc)
+    if len(response.content) > MAX_ANSWER_BYTES:  # an injected client read it whole
+        return _too_large(ctx)
     try:
         text = response.text
     except (UnicodeDecodeError, LookupError):
@@ -340,6 +381,37 @@ async def exchange(
         is_json=is_json, request_id=_request_id_from(response.headers),
         retry_after=parse_retry_after(response.headers.get("retry-after"), ctx.clock.now()),
     )
+
+
+def _budget(request: httpx.Request, ctx: CallContext) -> float:
+    """Seconds this exchange may take: its total timeout, cut at the guard instant of the
+    capture or cancel being sent (``SEND_GUARD``, measured on the scan's clock), so no
+    exchange outlives the guard however slowly bytes trickle."""
+    timeout = request.extensions.get("timeout")
+    budget = total_timeout(httpx.Timeout(**timeout)) if isinstance(timeout, dict) else 60.0
+    guard = SEND_GUARD.get()
+    if guard is not None:
+        budget = min(budget, guard())
+    return budget
+
+
+def _out_of_time(ctx: CallContext, budget: float) -> ProviderResult:
+    if ctx.moves_money:
+        return ctx.result(
+            Outcome.UNKNOWN, f"no complete answer within the exchange's deadline ({budget:.1f}s);"
+            " money may have moved: confirm with a status read or replay with the same key",
+            raw={"exception": "ExchangeDeadline"})
+    return ctx.result(
+        Outcome.RETRYABLE, f"no complete answer within the exchange's deadline ({budget:.1f}s);"
+        " a read moves no money, retry", raw={"exception": "ExchangeDeadline"})
+
+
+def _too_large(ctx: CallContext) -> ProviderResult:
+    outcome = Outcome.UNKNOWN if ctx.moves_money else Outcome.RETRYABLE
+    tail = ("money may have moved: confirm with a status read" if ctx.moves_money
+            else "a read moves no money, retry")
+    return ctx.result(outcome, f"the answer exceeded {MAX_ANSWER_BYTES} bytes and was not "
+                      f"read; {tail}", raw={"exception": "AnswerTooLarge"})
 
 
 def generic_http_failure(

@@ -1,0 +1,182 @@
+"""What the authorizations themselves say is at risk, judged with the caller's clock.
+
+``check`` is the second line of defence: it must not believe the scanner's alerts, so it
+reads the deadlines and states and judges them here. Each problem is one WHERE
+(``clauses``) that ``read_risk`` counts with range queries on
+``ix_authorizations_state_deadline`` (state, deadline), so its cost follows the rows near
+their deadline, not the table, and no row is loaded to be judged in Python.
+
+States are matched generically: any state not final is open, and any state whose name
+starts with ``confirming`` is a capture or cancel the provider accepted but has not yet
+confirmed (a state the provider-answer work adds), so a new confirming state is judged
+without a change here.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import ColumnElement, String, and_, case, cast, exists, func, literal, not_, select
+from sqlalchemy.orm import Session
+
+from watchdog.alerting import AlertKind, AlertStatus, dedup_key
+from watchdog.config import Config, PolicySettings
+from watchdog.domain import FINAL_STATES, OnDeadline, ProviderName, State
+from watchdog.models import Alert, Authorization
+
+CONFIRMING_PREFIX = "confirming"
+IN_FLIGHT_STATES = frozenset({State.CAPTURING.value, State.CANCELING.value})
+EXAMPLES = 5  # ids named per problem in the status line
+
+
+def is_confirming(state: str) -> bool:
+    """A capture or cancel the provider accepted and we are waiting for it to confirm."""
+    return state.startswith(CONFIRMING_PREFIX)
+
+
+def is_in_flight(state: str) -> bool:
+    """A capture or cancel request is at the provider (sent, or accepted and confirming)."""
+    return state in IN_FLIGHT_STATES or is_confirming(state)
+
+
+@dataclass(frozen=True, slots=True)
+class Found:
+    """How many authorizations have one problem, and the smallest few ids to look at."""
+
+    count: int = 0
+    ids: list[int] = field(default_factory=list)
+
+    def __bool__(self) -> bool:
+        return self.count > 0
+
+    def __str__(self) -> str:
+        """``3 (#4, #9, #12)``."""
+        more = ", ..." if self.count > len(self.ids) else ""
+        return f"{self.count} ({', '.join(f'#{i}' for i in self.ids)}{more})"
+
+
+@dataclass
+class Risk:
+    """The authorizations that need a human, by reason (see ``clauses``)."""
+
+    past_deadline: Found = field(default_factory=Found)
+    critical_window: Found = field(default_factory=Found)
+    alert_window: Found = field(default_factory=Found)
+    confirming: Found = field(default_factory=Found)
+    expired_unacknowledged: Found = field(default_factory=Found)
+    needs_attention: int = 0
+
+    def critical(self) -> list[str]:
+        """The problems that page."""
+        out = []
+        if self.past_deadline:
+            out.append(f"{self.past_deadline} open past the deadline")
+        if self.critical_window:
+            out.append(f"{self.critical_window} inside critical_lead with no capture or "
+                       "cancel in flight")
+        if self.expired_unacknowledged:
+            out.append(f"{self.expired_unacknowledged} expired, unacknowledged")
+        if self.needs_attention:
+            out.append(f"{self.needs_attention} need attention")
+        return out
+
+    def warning(self) -> list[str]:
+        """The problems that notify."""
+        out = []
+        if self.alert_window:
+            out.append(f"{self.alert_window} alert-only inside alert_lead")
+        if self.confirming:
+            out.append(f"{self.confirming} pending provider confirmation")
+        return out
+
+
+def open_states() -> list[str]:
+    """Every state that is not final (new states are open until declared final)."""
+    return [s.value for s in State if s not in FINAL_STATES]
+
+
+def idle_states() -> list[str]:
+    """Open states in which nothing is at the provider: something must still act."""
+    return [s for s in open_states() if not is_in_flight(s) and s != State.NEEDS_ATTENTION.value]
+
+
+def confirming_range() -> ColumnElement[bool]:
+    """``state`` starts with ``confirming``, as an index range (LIKE scans on SQLite)."""
+    upper = CONFIRMING_PREFIX[:-1] + chr(ord(CONFIRMING_PREFIX[-1]) + 1)
+    return and_(Authorization.state >= CONFIRMING_PREFIX, Authorization.state < upper)
+
+
+def clauses(now: dt.datetime, config: Config) -> dict[str, ColumnElement[bool]]:
+    """What each problem means, as a WHERE on ``authorizations`` judged at ``now`` with each
+    provider's own leads. Every clause is one range on (state, deadline) and a filter.
+
+    - ``past_deadline``: open, not confirming, not needing attention (counted on its own),
+      deadline reached;
+    - ``critical_window``: idle (nothing in flight) and inside the provider's critical_lead;
+    - ``alert_window``: idle, alert-only (no instruction; ``on_deadline``, or the provider's
+      policy, is ``alert``) and inside alert_lead but not yet critical_lead;
+    - ``confirming``: accepted by the provider, waiting for it to confirm, any deadline.
+    """
+    past = [s for s in open_states() if not is_confirming(s) and s != State.NEEDS_ATTENTION.value]
+    policies = {p: config.policy_for(p) for p in ProviderName}
+
+    def per_provider(instant: Callable[[PolicySettings], dt.datetime]) -> ColumnElement[Any]:
+        # A CASE, not an OR of per-provider ranges: SQLite would run one index range per
+        # provider and look every row up four times; this is one range, then a filter.
+        return case(
+            {p.value: literal(instant(policy), Authorization.deadline.type)
+             for p, policy in policies.items()},
+            value=Authorization.provider,
+        )
+
+    default = case({p.value: policy.on_deadline.value for p, policy in policies.items()},
+                   value=Authorization.provider)
+    idle = Authorization.state.in_(idle_states())
+    longest_critical = now + max(p.critical_lead for p in policies.values())
+    longest_alert = now + max(p.alert_lead for p in policies.values())
+    shortest_critical = now + min(p.critical_lead for p in policies.values())
+    critical_at = per_provider(lambda p: now + p.critical_lead)
+    return {
+        "past_deadline": and_(Authorization.state.in_(past), Authorization.deadline <= now),
+        "critical_window": and_(idle, Authorization.deadline > now,
+                                Authorization.deadline <= longest_critical,
+                                Authorization.deadline <= critical_at),
+        "alert_window": and_(idle, Authorization.deadline > shortest_critical,
+                             Authorization.deadline <= longest_alert,
+                             Authorization.deadline > critical_at,
+                             Authorization.deadline <= per_provider(lambda p: now + p.alert_lead),
+                             Authorization.instruction.is_(None),
+                             func.coalesce(Authorization.on_deadline, default)
+                             == OnDeadline.ALERT.value),
+        "confirming": confirming_range(),
+    }
+
+
+def read_risk(session: Session, now: dt.datetime, config: Config) -> Risk:
+    """Count (and name the first few of) the authorizations behind each problem, and the
+    rows needing attention, and the expired rows nobody acknowledged."""
+    risk = Risk()
+    for name, where in clauses(now, config).items():
+        count = session.scalar(select(func.count()).select_from(Authorization).where(where)) or 0
+        ids = list(session.scalars(select(Authorization.id).where(where)
+                                   .order_by(Authorization.id).limit(EXAMPLES))) if count else []
+        setattr(risk, name, Found(count, ids))
+    risk.needs_attention = session.scalar(select(func.count()).where(
+        Authorization.state == State.NEEDS_ATTENTION.value)) or 0
+    # An expired authorization is unacknowledged until an operator acknowledged its
+    # authorization_expired alert; one the scanner never alerted about counts too.
+    prefix = dedup_key(AlertKind.AUTHORIZATION_EXPIRED, 0).removesuffix("0")
+    acknowledged = exists().where(
+        Alert.dedup_key == literal(prefix) + cast(Authorization.id, String),
+        Alert.status != AlertStatus.FIRING.value,
+    )
+    unacknowledged = and_(Authorization.state == State.EXPIRED.value, not_(acknowledged))
+    count = session.scalar(
+        select(func.count()).select_from(Authorization).where(unacknowledged)) or 0
+    ids = list(session.scalars(select(Authorization.id).where(unacknowledged)
+                               .order_by(Authorization.id).limit(EXAMPLES))) if count else []
+    risk.expired_unacknowledged = Found(count, ids)
+    return risk

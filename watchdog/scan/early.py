@@ -1,0 +1,109 @@
+"""The early read: every newly registered authorization gets a status read soon after it
+is registered, not first at ``alert_at``.
+
+The provider's word beats our model: Smartpay's ``expiresAt`` and Clearpay's ``expires``
+may be days before the window we computed, the provider may hold another amount or
+currency, or not know the order at all. The read is the ordinary sync (audited, re-plans
+the row; an earlier deadline is audited as ``scan:deadline:earlier``), after which the row
+is worked like any other, so a deadline that moved into the past acts at once.
+
+The reads never delay due work: a pass makes them only once its due rows are done, at most
+``scheduler.batch_size`` of them, earliest deadline first, through the same rate and
+concurrency limits as every other provider call. A large import is read over several
+passes. Rows are found through a partial index on unsynced rows (migration 0005), so the
+cost follows the batch, not the table.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from sqlalchemy import or_, select, update
+from sqlalchemy.orm import Session
+
+from watchdog.alerting import AlertKind, Severity
+from watchdog.domain import State
+from watchdog.models import Authorization
+from watchdog.providers.base import Outcome, ProviderResult
+from watchdog.scan.context import ScanContext
+from watchdog.scan.sync import read_status, status_event, status_into
+
+OPEN = (State.AUTHORIZED.value, State.PARTIALLY_CAPTURED.value)
+
+# How each provider says "no such order" to a status read (HTTP status or provider code).
+NOT_FOUND_STATUSES = frozenset({404, 412})
+NOT_FOUND_CODES = frozenset({"1018", "order.not-found", "not_found", "TRANSACTION_NOT_FOUND",
+                             "order not found"})
+
+
+def claim_unsynced(
+    ctx: ScanContext, now: dt.datetime, limit: int
+) -> list[Authorization]:
+    """Lease up to ``limit`` open rows never read from the provider, earliest deadline
+    first, skipping rows another worker holds (each claim bumps the generation)."""
+    lease = ctx.config.scheduler.lease
+    with Session(ctx.engine, expire_on_commit=False) as session, session.begin():
+        query = (
+            select(Authorization.id)
+            .where(
+                Authorization.last_synced_at.is_(None),
+                Authorization.state.in_(OPEN),
+                or_(Authorization.claimed_until.is_(None), Authorization.claimed_until < now),
+            )
+            .order_by(Authorization.deadline, Authorization.id)
+            .limit(limit)
+        )
+        if session.get_bind().dialect.name == "postgresql":
+            query = query.with_for_update(skip_locked=True)
+        ids = list(session.scalars(query))
+        if not ids:
+            return []
+        session.execute(
+            update(Authorization)
+            .where(Authorization.id.in_(ids), Authorization.last_synced_at.is_(None))
+            .values(claimed_by=ctx.worker, claimed_until=now + lease,
+                    generation=Authorization.generation + 1)
+            .execution_options(synchronize_session=False)
+        )
+        return list(session.scalars(
+            select(Authorization)
+            .where(Authorization.id.in_(ids), Authorization.claimed_by == ctx.worker)
+            .order_by(Authorization.deadline, Authorization.id)
+        ))
+
+
+def order_unknown(result: ProviderResult) -> bool:
+    """Did the provider answer the status read with a definite "no such order"?"""
+    if result.outcome is not Outcome.REJECTED:
+        return False
+    return result.http_status in NOT_FOUND_STATUSES or (
+        result.provider_code is not None and result.provider_code in NOT_FOUND_CODES
+    )
+
+
+async def early_read(ctx: ScanContext, row: Authorization) -> None:
+    """Read the provider's status of a newly registered row and apply it (or page when the
+    provider does not know the order)."""
+    result = await read_status(ctx, row)
+    now = ctx.clock.now()
+    write = ctx.write(row, now)
+    if result is not None and order_unknown(result):
+        why = (f"the provider does not know this order ({result.describe()}); "
+               "check the provider and order id it was registered with")
+        write.events.append(status_event(ctx, row, result))
+        write.update([State(row.state)], {
+            "state": State.NEEDS_ATTENTION.value, "last_synced_at": now, "updated_at": now,
+            "last_error": why, "instruction": None,
+        })
+        write.events.append(ctx.event(row, "scan:early_read:unknown_order",
+                                      state_to=State.NEEDS_ATTENTION.value,
+                                      detail={"reason": why}))
+        ctx.replan_into(write)
+        write.alerts.append(lambda session: ctx.alert(
+            session, row, AlertKind.NEEDS_ATTENTION, Severity.CRITICAL,
+            f"{row.provider} order {row.order_id}: {why}", why, now,
+        ))
+        await ctx.commit(write)
+        return
+    status_into(ctx, write, result)
+    await ctx.commit(write)
