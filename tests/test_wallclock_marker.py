@@ -16,8 +16,16 @@ from pathlib import Path
 TESTS = Path(__file__).parent
 READS_THE_WALL_CLOCK = re.compile(r"datetime\.now\(|pendulum\.now\(|time\.time\(\)|SystemClock\(")
 MARKED = re.compile(r"^pytestmark = .*pytest\.mark\.wallclock", re.MULTILINE)
-# Compares against Alertmanager's own clock, which no shift of Python's clock reaches.
-EXEMPT = {"support/test_support.py"}
+LITERAL_DATE = re.compile(r"\b20\d\d-\d\d-\d\d|datetime\(20\d\d,")
+EXEMPT = {
+    # Compares against Alertmanager's own clock, which no shift of Python's clock reaches.
+    "support/test_support.py",
+    # Each builds every instant from now() and kills real processes for about 30 s a run: a second
+    # run a year ahead would add a minute to CI and could not catch anything, since they hold no
+    # literal date (checked below).
+    "e2e/test_kill_storm.py",
+    "e2e/test_timer_scan_kill.py",
+}
 
 
 def wall_clock_modules() -> list[str]:
@@ -34,6 +42,12 @@ def test_every_module_reading_the_wall_clock_is_marked_wallclock() -> None:
     unmarked = [m for m in modules
                 if m not in EXEMPT and not MARKED.search((TESTS / m).read_text())]
     assert unmarked == [], f"mark these `pytestmark = pytest.mark.wallclock`: {unmarked}"
+
+
+def test_an_exempt_module_holds_no_literal_date() -> None:
+    dated = [m for m in sorted(EXEMPT - {"support/test_support.py"})
+             if LITERAL_DATE.search((TESTS / m).read_text())]
+    assert dated == [], f"these hold a literal date, so they must be marked wallclock: {dated}"
 
 
 def test_the_clock_ahead_pass_shifts_subprocesses_too() -> None:

@@ -19,6 +19,8 @@ from watchdog.cli import main
 from watchdog.db import make_engine, transaction
 from watchdog.errors import AuditIntegrityError
 
+pytestmark = pytest.mark.wallclock
+
 
 def _legacy_rows(engine: Engine, n: int, now: dt.datetime, *, break_at: int | None = None) -> str:
     """Rows as 0004 wrote them: a plain SHA-256 chain, ids from the database (with a gap, as
