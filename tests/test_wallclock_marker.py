@@ -1,10 +1,14 @@
-"""Every test module that reads the real clock is re-run a year ahead by `make test`.
+"""Every test that could rot with the calendar is re-run a year ahead by `make test`.
 
 A fixed calendar date compared against the wall clock passes on the day it is written and fails
 weeks later (an import dated 2026-11-20 fell out of `plan --horizon 30d` at the end of November).
 `make test` therefore runs the ``wallclock``-marked tests once more with every Python process's
 clock shifted a year ahead (tests/support/clock_ahead). That guard only covers modules that carry
-the marker, so this test makes the marker impossible to forget.
+the marker, so this test makes the marker impossible to forget where it matters: on every module
+that meets the real clock (reads it, or runs the CLI, the daemon, the API or the sandbox, which
+read it) and holds a literal date, itself or in a test helper it imports. A module with no
+literal date builds every instant from now() and cannot rot; the slow kill and restart tests are
+such modules and run once.
 """
 
 import os
@@ -14,40 +18,46 @@ import sys
 from pathlib import Path
 
 TESTS = Path(__file__).parent
-READS_THE_WALL_CLOCK = re.compile(r"datetime\.now\(|pendulum\.now\(|time\.time\(\)|SystemClock\(")
+MEETS_THE_REAL_CLOCK = re.compile(
+    r"datetime\.now\(|pendulum\.now\(|time\.time\(\)|SystemClock\(|CliRunner|subprocess|"
+    r"TestClient|SandboxServer|from tests\.e2e\.conftest import")
 MARKED = re.compile(r"^pytestmark = .*pytest\.mark\.wallclock", re.MULTILINE)
 LITERAL_DATE = re.compile(r"\b20\d\d-\d\d-\d\d|datetime\(20\d\d,")
-EXEMPT = {
-    # Compares against Alertmanager's own clock, which no shift of Python's clock reaches.
-    "support/test_support.py",
-    # Each builds every instant from now() and kills real processes for about 30 s a run: a second
-    # run a year ahead would add a minute to CI and could not catch anything, since they hold no
-    # literal date (checked below).
-    "e2e/test_kill_storm.py",
-    "e2e/test_timer_scan_kill.py",
-}
+IMPORTED_HELPER = re.compile(r"^from tests\.([\w.]+) import", re.MULTILINE)
+# Compares against Alertmanager's own clock, which no shift of Python's clock reaches.
+EXEMPT = {"support/test_support.py"}
 
 
-def wall_clock_modules() -> list[str]:
-    """Test modules whose source reads the real clock."""
-    return sorted(
-        str(path.relative_to(TESTS)) for path in TESTS.rglob("test_*.py")
-        if path != Path(__file__) and READS_THE_WALL_CLOCK.search(path.read_text())
-    )
+def sources(path: Path) -> list[Path]:
+    """The module and the test helpers it imports (``from tests.x import ...``)."""
+    helpers = [TESTS / name.replace(".", "/") for name in IMPORTED_HELPER.findall(path.read_text())]
+    return [path, *(h.with_suffix(".py") if h.with_suffix(".py").exists() else h / "__init__.py"
+                    for h in helpers)]
 
 
-def test_every_module_reading_the_wall_clock_is_marked_wallclock() -> None:
-    modules = wall_clock_modules()
-    assert "e2e/test_cli.py" in modules  # the scan itself still finds what it is meant to
-    unmarked = [m for m in modules
-                if m not in EXEMPT and not MARKED.search((TESTS / m).read_text())]
+def is_dated(path: Path) -> bool:
+    """True if the module or a helper it imports holds a literal calendar date."""
+    return any(LITERAL_DATE.search(source.read_text()) for source in sources(path))
+
+
+def modules_meeting_the_real_clock() -> list[Path]:
+    """Test modules that read the real clock or run something that does."""
+    return sorted(path for path in TESTS.rglob("test_*.py")
+                  if path != Path(__file__) and MEETS_THE_REAL_CLOCK.search(path.read_text()))
+
+
+def test_every_dated_module_meeting_the_real_clock_is_marked_wallclock() -> None:
+    modules = modules_meeting_the_real_clock()
+    assert TESTS / "e2e" / "test_cli.py" in modules  # the scan still finds what it is meant to
+    unmarked = [str(m.relative_to(TESTS)) for m in modules
+                if str(m.relative_to(TESTS)) not in EXEMPT and is_dated(m)
+                and not MARKED.search(m.read_text())]
     assert unmarked == [], f"mark these `pytestmark = pytest.mark.wallclock`: {unmarked}"
 
 
-def test_an_exempt_module_holds_no_literal_date() -> None:
-    dated = [m for m in sorted(EXEMPT - {"support/test_support.py"})
-             if LITERAL_DATE.search((TESTS / m).read_text())]
-    assert dated == [], f"these hold a literal date, so they must be marked wallclock: {dated}"
+def test_is_dated_tells_a_dated_module_from_one_built_on_now() -> None:
+    assert is_dated(TESTS / "e2e" / "test_database_errors.py")
+    assert not is_dated(TESTS / "e2e" / "test_kill_storm.py")
 
 
 def test_the_clock_ahead_pass_shifts_subprocesses_too() -> None:

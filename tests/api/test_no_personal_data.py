@@ -26,6 +26,8 @@ from watchdog.sandbox.credentials import SANDBOX_ENV
 from watchdog.sandbox.server import SandboxServer
 from watchdog.scan import Scanner
 
+pytestmark = pytest.mark.wallclock
+
 PERSONAL = {
     "name": "Ada PII-Lovelace",
     "email": "ada.pii-lovelace@example.org",

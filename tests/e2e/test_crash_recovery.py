@@ -21,8 +21,6 @@ from tests.e2e.conftest import DUE_ORDERS, cli
 from watchdog.sandbox.credentials import SANDBOX_ENV
 from watchdog.sandbox.server import SandboxServer
 
-pytestmark = pytest.mark.wallclock
-
 STEPS = ["before_intent", "after_intent", "after_send", "after_provider", "before_outcome"]
 FAST = """
 [api]

@@ -22,6 +22,8 @@ from watchdog.cli import main
 from watchdog.db import make_engine
 from watchdog.health import make_metrics_app
 
+pytestmark = pytest.mark.wallclock
+
 PASSWORD = "S3cr@t/pw"
 ESCAPED = "S3cr%40t%2Fpw"
 SPELLINGS = (PASSWORD, ESCAPED, "S3cr%2540t", "S3cr")

@@ -36,8 +36,6 @@ from watchdog.models import Authorization
 from watchdog.sandbox.credentials import SANDBOX_ENV
 from watchdog.sandbox.server import SandboxServer
 
-pytestmark = pytest.mark.wallclock
-
 COUNT = 60
 LATENCY = 0.25  # seconds per provider request: a pass of COUNT rows takes several seconds
 OUTAGE = 2.5  # seconds the database is down

@@ -44,7 +44,7 @@ SINK_SECRETS = {
     "WATCHDOG_AUDIT_KEY": "AUDITKEY-" + "a7Fq" * 10,
 }
 NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
-pytestmark = [pytest.mark.wallclock, pytest.mark.slow]
+pytestmark = pytest.mark.slow
 
 
 def spellings() -> list[str]:

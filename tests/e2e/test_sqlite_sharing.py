@@ -29,8 +29,6 @@ from watchdog.models import Authorization
 from watchdog.sandbox.credentials import SANDBOX_ENV
 from watchdog.sandbox.server import SandboxServer
 
-pytestmark = pytest.mark.wallclock
-
 DUE = 40
 IMPORTED = 3_000
 LATENCY = 0.2

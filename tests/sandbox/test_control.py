@@ -13,6 +13,8 @@ import pytest
 from watchdog.sandbox import SandboxServer
 from watchdog.sandbox.credentials import SANDBOX_ENV, SMARTPAY_SECRET_KEY
 
+pytestmark = pytest.mark.wallclock
+
 ROOT = Path(__file__).resolve().parents[2]
 
 

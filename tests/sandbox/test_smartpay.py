@@ -10,6 +10,8 @@ import pytest
 from watchdog.sandbox import SandboxServer
 from watchdog.sandbox.credentials import SMARTPAY_SECRET_KEY
 
+pytestmark = pytest.mark.wallclock
+
 AUTH = {"Authorization": f"Basic {SMARTPAY_SECRET_KEY}"}
 
 
