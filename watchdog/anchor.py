@@ -30,6 +30,7 @@ from pathlib import Path
 from sqlalchemy.engine import URL, make_url
 
 from watchdog.errors import WatchdogError
+from watchdog.private import write_private
 from watchdog.secrets import read_secret
 
 KEY_VARIABLE = "WATCHDOG_AUDIT_KEY"
@@ -187,9 +188,9 @@ def read_checkpoint(path: Path) -> Checkpoint | None:
 
 
 def write_checkpoint_file(path: Path, checkpoint: Checkpoint) -> None:
-    """Replace ``path`` atomically (write a sibling of this process, then rename)."""
+    """Replace ``path`` atomically (write a private sibling of this process, then rename)."""
     tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(json.dumps(asdict(checkpoint), sort_keys=True) + "\n", encoding="utf-8")
+    write_private(tmp, json.dumps(asdict(checkpoint), sort_keys=True) + "\n")
     os.replace(tmp, path)
 
 

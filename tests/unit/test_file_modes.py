@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy import text
 
 from watchdog import migrate
+from watchdog.anchor import Checkpoint, read_checkpoint, write_checkpoint_file
 from watchdog.db import make_engine
 from watchdog.demo import _write_config
 from watchdog.private import write_private
@@ -62,3 +63,11 @@ def test_write_private_narrows_a_replaced_file(tmp_path: Path) -> None:
     write_private(path, "new")
     assert _mode(path) == 0o600
     assert path.read_text() == "new"
+
+
+def test_the_audit_checkpoint_file_is_0600(tmp_path: Path) -> None:
+    path = tmp_path / "audit-checkpoint.json"
+    checkpoint = Checkpoint(last_id=3, rows=3, head="ab" * 32, at="2030-01-01T00:00:00+00:00")
+    write_checkpoint_file(path, checkpoint)
+    assert _mode(path) == 0o600
+    assert read_checkpoint(path) == checkpoint
