@@ -458,8 +458,11 @@ def show(ctx: Ctx, authorization_id: int, fmt: str) -> None:
         f"captured={format_money(a['captured_amount'], a['currency'])}"
     )
     for key, value in a.items():
-        if value is not None and key not in ("id", "provider", "order_id"):
-            click.echo(f"  {key:<18} {visible(str(value))}")
+        if value is None or key in ("id", "provider", "order_id"):
+            continue
+        shown = (format_money(value, a["currency"]) if key.endswith("amount")
+                 and isinstance(value, int) else visible(str(value)))
+        click.echo(f"  {key:<18} {shown}")
     click.echo("timeline:")
     for key, value in data["timeline"].items():
         click.echo(f"  {key:<18} {value}")

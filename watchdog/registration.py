@@ -12,7 +12,7 @@ import pendulum
 
 from watchdog.domain import OnDeadline, ProviderName
 from watchdog.errors import ValidationError
-from watchdog.money import CurrencyError, exponent
+from watchdog.money import CurrencyError, exponent, format_money
 from watchdog.text import printable
 
 FIELDS = (
@@ -139,7 +139,10 @@ def validate_record(data: Mapping[str, Any]) -> NewAuthorization:
             raise ValidationError("on_deadline", "must be capture, cancel or alert") from None
     capture_amount = _amount(data.get("capture_amount"), "capture_amount", allow_none=True)
     if capture_amount is not None and capture_amount > amount:
-        raise ValidationError("capture_amount", f"{capture_amount} exceeds amount {amount}")
+        raise ValidationError(
+            "capture_amount",
+            f"{capture_amount} exceeds amount {amount} (minor units: "
+            f"{format_money(capture_amount, currency)} > {format_money(amount, currency)})")
     reference = data.get("reference")
     if reference is not None:
         reference = printable("reference", str(reference)).strip() or None

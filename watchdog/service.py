@@ -23,6 +23,7 @@ from watchdog.domain import InstructionKind, ProviderName, State
 from watchdog.errors import ConfigError, ConflictError, InstructionRefused, TransitionError
 from watchdog.importer import Rejection, parse_file
 from watchdog.models import Authorization
+from watchdog.money import format_money
 from watchdog.policy import Timeline, timeline, validate_instruction
 from watchdog.registration import validate_record
 from watchdog.store import Registered
@@ -368,7 +369,9 @@ def resolve_attention(
         captured = row.captured_amount if captured_amount is None else captured_amount
         if not 0 <= captured <= row.amount:
             raise ValidationError(
-                "--captured-amount", f"must be between 0 and the authorized {row.amount}"
+                "--captured-amount",
+                f"must be between 0 and the authorized {row.amount} (minor units: "
+                f"{format_money(row.amount, row.currency)})",
             )
         if state is State.CAPTURED and captured == 0:
             raise ValidationError("--captured-amount", "a captured authorization needs the amount")

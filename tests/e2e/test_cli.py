@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -104,6 +105,10 @@ def test_add_show_and_audit(tmp_path: Path) -> None:
     assert data["timeline"]["deadline"] == (AUTHORIZED + dt.timedelta(days=13)).isoformat()
     assert data["timeline"]["deadline_source"] == "provider_window"
     assert data["audit"][0]["event"] == "register:authorization:create"
+    assert data["authorization"]["amount"] == 1820  # machine output: minor units
+    table = cli("show", "1", config=config, check=True).stdout
+    assert re.search(r"^  amount +18\.20 GBP$", table, re.MULTILINE), table
+    assert re.search(r"^  captured_amount +0\.00 GBP$", table, re.MULTILINE), table
     trail = cli("audit", "--authorization", "1", "--format", "json", config=config, check=True)
     assert json.loads(trail.stdout.splitlines()[0])["actor"].startswith("cli:")
 
