@@ -17,7 +17,8 @@ class ProviderName(enum.StrEnum):
 
 
 class State(enum.StrEnum):
-    """Where an authorization is in its life. Transitions live in ``transitions.py``."""
+    """Where an authorization is in its life. The legal transitions between states, by
+    event, are the table in ``watchdog.transitions``; every guarded write checks it."""
 
     AUTHORIZED = "authorized"
     CAPTURING = "capturing"

@@ -75,6 +75,20 @@ class GroupCommitter:
 
         return await self.transactions.run(claim_and_learn)
 
+    async def claim_unsynced(
+        self, worker: str, now: dt.datetime, lease: dt.timedelta, limit: int
+    ) -> list[Authorization]:
+        """Lease rows for the early read (``store.claim_unsynced_in``)."""
+
+        def claim(session: Session) -> list[Authorization]:
+            return store.claim_unsynced_in(session, worker, now, lease, limit)
+
+        return await self.transactions.run(claim)
+
+    async def release_abandoned(self, worker: str) -> int:
+        """Give up every lease ``worker`` still holds (``store.release_abandoned``)."""
+        return await self.transactions.run(partial(store.release_abandoned, worker=worker))
+
     async def commit(self, write: RowWrite) -> None:
         """Write ``write`` together with whatever other rows are ready; raise what refused
         it (``TransitionError`` for a lost lease or a changed state)."""

@@ -31,6 +31,7 @@ from watchdog.scan.context import ScanContext
 from watchdog.scan.outcome import effect_values, prior_state
 from watchdog.scan.recovery import needs_attention
 from watchdog.scan.sync import read_status, reconcile_into, result_detail, status_event
+from watchdog.transitions import Event
 
 
 async def confirm(ctx: ScanContext, row: Authorization) -> bool:
@@ -75,7 +76,7 @@ async def confirm(ctx: ScanContext, row: Authorization) -> bool:
         final = State(values["state"]).is_final
         if final:
             values.update(next_action_at=None, claimed_by=None, claimed_until=None)
-        write.update([confirming], values)
+        write.transition(Event.CONFIRMED, values, read=confirming)
         if not final:
             ctx.replan_into(write)
         write.events.append(ctx.event(
@@ -99,10 +100,10 @@ async def confirm(ctx: ScanContext, row: Authorization) -> bool:
             + ("trying again with a new attempt" if time_left
                else "no time is left to try again")
         )
-        write.update([confirming], {
+        write.transition(Event.CONFIRM_FAILED, {
             "state": prior_state(row).value, "not_before": None, "updated_at": now,
             "last_error": text,
-        })
+        }, read=confirming)
         write.events.append(ctx.event(
             row, f"scan:{kind.value}:failed", amount=action.amount, key=action.idempotency_key,
             state_from=confirming.value, state_to=row.state, outcome="failed", detail=detail,
@@ -141,7 +142,7 @@ async def confirm(ctx: ScanContext, row: Authorization) -> bool:
     # Raised on every poll from critical_at on: firing a firing alert again is a no-op.
     page = now >= tl.critical_at
     write.update_action(action.idempotency_key, {"recoveries": action.recoveries + 1})
-    write.update([confirming], waiting)
+    write.transition(Event.CONFIRM_WAIT, waiting, read=confirming)
     ctx.replan_into(write)
     write.events.append(ctx.event(
         row, f"scan:{kind.value}:still_pending", amount=action.amount,

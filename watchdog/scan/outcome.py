@@ -17,6 +17,17 @@ from watchdog.scan.context import ScanContext
 from watchdog.scan.pacing import FAILURES_BEFORE_ALERT, backoff
 from watchdog.scan.stages import expired_into
 from watchdog.scan.sync import read_status, result_detail, status_event
+from watchdog.transitions import Event
+
+OUTCOME_EVENTS = {
+    Outcome.SUCCEEDED: Event.SUCCEEDED,
+    Outcome.ALREADY_DONE: Event.SUCCEEDED,
+    Outcome.PENDING: Event.PENDING,
+    Outcome.UNKNOWN: Event.UNKNOWN,
+    Outcome.RETRYABLE: Event.RETRYABLE,
+    Outcome.REJECTED: Event.REJECTED,
+}
+"""The transition each provider answer makes (the guard of its outcome write)."""
 
 
 async def record_outcome(
@@ -119,9 +130,9 @@ async def record_outcome(
     if State(values.get("state", row.state)).is_final:
         # Nothing more will happen: plan, record and give up the lease in one write.
         values.update(next_action_at=None, claimed_by=None, claimed_until=None)
-        write.update([in_flight], values)
+        write.transition(OUTCOME_EVENTS[result.outcome], values, read=in_flight)
     else:
-        write.update([in_flight], values)
+        write.transition(OUTCOME_EVENTS[result.outcome], values, read=in_flight)
         ctx.replan_into(write)
     write.events.append(
         ctx.event(
@@ -242,6 +253,7 @@ async def outcome_too_late(ctx: ScanContext, row: Authorization, action: Action)
     expired_into(
         ctx,
         write,
+        Event.ABANDON,
         f"scan:{action.kind}:abandon",
         "deadline guard reached",
         f"{row.provider} order {row.order_id}: deadline guard reached before "

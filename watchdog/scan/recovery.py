@@ -22,6 +22,7 @@ from watchdog.scan.context import ScanContext
 from watchdog.scan.outcome import outcome_too_late, record_outcome
 from watchdog.scan.pacing import backoff
 from watchdog.scan.sync import read_status, result_detail, status_event
+from watchdog.transitions import Event
 
 MAX_RECOVERIES = 5
 
@@ -123,8 +124,8 @@ async def recover(ctx: ScanContext, row: Authorization) -> bool:
     recoveries = action.recoveries + 1
     next_at = min(now + backoff(recoveries, None), ctx.timeline(row).guard_at)
     check.update_action(action.idempotency_key, {"recoveries": recoveries})
-    check.update(
-        [State(row.state)],
+    check.transition(
+        Event.RECOVER,
         {"next_action_at": next_at, "claimed_by": None, "claimed_until": None, "updated_at": now},
     )
     await ctx.commit(check)
@@ -139,8 +140,8 @@ async def needs_attention(
     write = ctx.write(row, now)
     if action is not None:
         write.update_action(action.idempotency_key, {"status": "unknown"})
-    write.update(
-        [State(row.state)],
+    write.transition(
+        Event.NEEDS_ATTENTION,
         {"state": State.NEEDS_ATTENTION.value, "last_error": why, "updated_at": now},
     )
     ctx.replan_into(write)
