@@ -161,3 +161,23 @@ def test_every_state_reconcile_gives_an_open_row_is_a_sync_transition() -> None:
         new_state = reconcile(row, answer, now).new_state
         target = row.state if new_state is None else new_state
         assert is_legal(Event.SYNC, row.state, target), (row.state, state, captured, currency)
+
+
+def test_the_action_status_column_keeps_its_strings_and_refuses_strangers() -> None:
+    """ActionStatus is an enum on its column, stored as the same strings as before."""
+    from sqlalchemy.dialects import sqlite
+
+    from watchdog.domain import ActionStatus
+    from watchdog.models import Action
+
+    dialect = sqlite.dialect()
+    status_type = Action.__table__.c.status.type  # type: ignore[attr-defined]
+    assert status_type.process_bind_param(ActionStatus.UNKNOWN, dialect) == "unknown"
+    assert type(status_type.process_bind_param("unknown", dialect)) is str
+    assert status_type.process_result_value("retryable", dialect) is ActionStatus.RETRYABLE
+    with pytest.raises(ValueError, match="sent"):
+        status_type.process_bind_param("sent", dialect)
+    # A compared value is taken as a plain string.
+    compared = status_type.coerce_compared_value(None, "pend%")
+    assert compared.process_bind_param("pend%", dialect) == "pend%"
+    assert compared.process_bind_param(ActionStatus.PENDING, dialect) == "pending"

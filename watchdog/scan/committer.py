@@ -27,6 +27,7 @@ from watchdog.alerting import resolve_alerts_many
 from watchdog.audit import AuditEvent
 from watchdog.clock import Clock
 from watchdog.db import TransactionRunner
+from watchdog.domain import ActionStatus
 from watchdog.models import Action, Authorization, Installation
 from watchdog.scan.known import KnownRows
 from watchdog.scan.writes import Intent, RowWrite
@@ -274,7 +275,7 @@ def _intents(
             if a.kind == intent.kind.value and a.seq == intent.seq
         ]
         retryable = max(
-            (a for a in same if a.status == "retryable"),
+            (a for a in same if a.status is ActionStatus.RETRYABLE),
             key=lambda a: a.attempt,
             default=None,
         )
@@ -282,7 +283,7 @@ def _intents(
             session.connection().execute(
                 update(ACTIONS)
                 .where(ACTIONS.c.idempotency_key == retryable.idempotency_key)
-                .values(status="pending")
+                .values(status=ActionStatus.PENDING)
             )
             action = Action(
                 authorization_id=write.row.id,
@@ -292,7 +293,7 @@ def _intents(
                 idempotency_key=retryable.idempotency_key,
                 amount=retryable.amount,
                 final=retryable.final,
-                status="pending",
+                status=ActionStatus.PENDING,
                 sends=retryable.sends,
                 recoveries=retryable.recoveries,
                 actor=intent.actor,
@@ -340,7 +341,7 @@ def new_action(
         ),
         "amount": intent.amount,
         "final": intent.final,
-        "status": "pending",
+        "status": ActionStatus.PENDING,
         "sends": 0,
         "recoveries": 0,
         "actor": intent.actor,

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from watchdog import store
 from watchdog.alerting import AlertKind, Severity
-from watchdog.domain import ActionKind, State
+from watchdog.domain import ActionKind, ActionStatus, State
 from watchdog.models import Action, Authorization
 from watchdog.money import format_money
 from watchdog.policy import confirm_poll_at
@@ -41,7 +41,7 @@ async def confirm(ctx: ScanContext, row: Authorization) -> bool:
     with Session(ctx.engine) as session:
         action = session.execute(
             select(Action)
-            .where(Action.authorization_id == row.id, Action.status == "confirming")
+            .where(Action.authorization_id == row.id, Action.status == ActionStatus.CONFIRMING)
             .order_by(Action.id.desc())
             .limit(1)
         ).scalar_one_or_none()
@@ -71,8 +71,10 @@ async def confirm(ctx: ScanContext, row: Authorization) -> bool:
                       updated_at=now, last_synced_at=now)
         if snap is not None:
             values["provider_state"] = snap.raw_state[:40]
-        write.update_action(action.idempotency_key, {"status": "succeeded", "completed_at": now,
-                                                     "recoveries": action.recoveries + 1})
+        write.update_action(action.idempotency_key, {
+            "status": ActionStatus.SUCCEEDED, "completed_at": now,
+            "recoveries": action.recoveries + 1,
+        })
         final = State(values["state"]).is_final
         if final:
             values.update(next_action_at=None, claimed_by=None, claimed_until=None)
@@ -91,8 +93,10 @@ async def confirm(ctx: ScanContext, row: Authorization) -> bool:
         await ctx.commit(write)
         return True
     if verdict is Verdict.FAILED:
-        write.update_action(action.idempotency_key, {"status": "failed", "completed_at": now,
-                                                     "recoveries": action.recoveries + 1})
+        write.update_action(action.idempotency_key, {
+            "status": ActionStatus.FAILED, "completed_at": now,
+            "recoveries": action.recoveries + 1,
+        })
         time_left = now < tl.guard_at
         text = (
             f"the provider failed our {kind.value} of "

@@ -8,7 +8,7 @@ from typing import Any
 
 from watchdog import store
 from watchdog.alerting import AlertKind, Severity
-from watchdog.domain import ActionKind, InstructionKind, ProviderName, State
+from watchdog.domain import ActionKind, ActionStatus, InstructionKind, ProviderName, State
 from watchdog.models import Action, Authorization
 from watchdog.money import format_money
 from watchdog.providers.base import Outcome, ProviderResult
@@ -87,19 +87,19 @@ async def record_outcome(
             # instruction with nothing left to take, so the remainder is released
             # rather than captured by the default policy.
             values.update(instruction=row.instruction, instruction_amount=0)
-        action_values.update(status=result.outcome.value, completed_at=now)
+        action_values.update(status=ActionStatus(result.outcome.value), completed_at=now)
     elif result.outcome is Outcome.PENDING:
         # Accepted, not final: poll the provider's status (the first read at once) until it
         # confirms or fails the effect. ``recoveries`` counts the polls.
-        action_values.update(status="confirming", recoveries=0)
+        action_values.update(status=ActionStatus.CONFIRMING, recoveries=0)
         values.update(
             state=confirming_state(kind).value, not_before=now, last_error=None, attempts=0
         )
     elif result.outcome is Outcome.UNKNOWN:
-        action_values.update(status="unknown")
+        action_values.update(status=ActionStatus.UNKNOWN)
         values.update(last_error=result.describe())
     elif result.outcome is Outcome.RETRYABLE:
-        action_values.update(status="retryable")
+        action_values.update(status=ActionStatus.RETRYABLE)
         attempts = row.attempts + 1
         values.update(
             state=prior_state(row).value,
@@ -114,7 +114,7 @@ async def record_outcome(
                 f"{kind} keeps failing: {result.describe()}",
             )
     else:
-        action_values.update(status="rejected", completed_at=now)
+        action_values.update(status=ActionStatus.REJECTED, completed_at=now)
         values.update(
             state=State.NEEDS_ATTENTION.value,
             instruction=None,
@@ -249,7 +249,9 @@ async def outcome_too_late(ctx: ScanContext, row: Authorization, action: Action)
     """The deadline guard was reached before the action could be sent or confirmed:
     abandon it, mark the authorization expired and page."""
     write = ctx.write(row, ctx.clock.now())
-    write.update_action(action.idempotency_key, {"status": "abandoned", "completed_at": write.now})
+    write.update_action(
+        action.idempotency_key, {"status": ActionStatus.ABANDONED, "completed_at": write.now}
+    )
     expired_into(
         ctx,
         write,

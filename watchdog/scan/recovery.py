@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from watchdog import store
 from watchdog.alerting import AlertKind, Severity
-from watchdog.domain import ActionKind, ProviderName, State
+from watchdog.domain import ActionKind, ActionStatus, ProviderName, State
 from watchdog.models import Action, Authorization
 from watchdog.providers.base import Outcome, ProviderResult, ProviderState
 from watchdog.reconcile import effect_present
@@ -32,7 +32,10 @@ async def recover(ctx: ScanContext, row: Authorization) -> bool:
     with Session(ctx.engine) as session:
         action = session.execute(
             select(Action)
-            .where(Action.authorization_id == row.id, Action.status.in_(["pending", "unknown"]))
+            .where(
+                Action.authorization_id == row.id,
+                Action.status.in_([s for s in ActionStatus if s.is_open]),
+            )
             .order_by(Action.id.desc())
             .limit(1)
         ).scalar_one_or_none()
@@ -139,7 +142,7 @@ async def needs_attention(
     now = ctx.clock.now()
     write = ctx.write(row, now)
     if action is not None:
-        write.update_action(action.idempotency_key, {"status": "unknown"})
+        write.update_action(action.idempotency_key, {"status": ActionStatus.UNKNOWN})
     write.transition(
         Event.NEEDS_ATTENTION,
         {"state": State.NEEDS_ATTENTION.value, "last_error": why, "updated_at": now},
