@@ -181,3 +181,26 @@ def test_the_action_status_column_keeps_its_strings_and_refuses_strangers() -> N
     compared = status_type.coerce_compared_value(None, "pend%")
     assert compared.process_bind_param("pend%", dialect) == "pend%"
     assert compared.process_bind_param(ActionStatus.PENDING, dialect) == "pending"
+
+
+def test_a_write_names_its_transition_and_an_illegal_one_is_refused_before_sql() -> None:
+    from watchdog.errors import TransitionError
+    from watchdog.models import Authorization
+    from watchdog.scan.writes import RowWrite
+
+    row = Authorization(id=7, state=S.AUTHORIZED.value, generation=1)
+    write = RowWrite(row=row, worker="w1", now=T0)
+    with pytest.raises(TransitionError, match="expire may go to captured only from nowhere"):
+        write.transition(Event.EXPIRE, {"state": S.CAPTURED.value})
+    with pytest.raises(TransitionError, match="this step read it capturing"):
+        write.transition(Event.SUCCEEDED, {"state": S.CAPTURED.value}, read=S.CAPTURING)
+    assert row.state == S.AUTHORIZED and write.guard is None and not write.values
+
+    # The guard is the table's from-states narrowed to the state read ...
+    write.transition(Event.EXPIRE, {"state": S.EXPIRED.value, "updated_at": T0})
+    assert write.guard == ("authorized",) and row.state == S.EXPIRED
+    # ... or, for an intent, every from-state the table allows.
+    intent = RowWrite(row=Authorization(id=8, state=S.PARTIALLY_CAPTURED.value), worker="w1",
+                      now=T0 + dt.timedelta(seconds=1))
+    intent.transition(Event.INTENT, {"state": S.CAPTURING.value}, any_source=True)
+    assert intent.guard == ("authorized", "partially_captured")
