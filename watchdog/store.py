@@ -2,6 +2,8 @@
 
 A guarded write names the states (and, for a worker, the lease generation) it
 expects; if the row is not in them, nothing changes and ``TransitionError`` says why.
+The scan's writes take those states from the transition table (``watchdog.transitions``,
+through ``watchdog.scan.writes.RowWrite.transition``) and go through its committer.
 """
 
 from __future__ import annotations
