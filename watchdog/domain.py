@@ -17,7 +17,8 @@ class ProviderName(enum.StrEnum):
 
 
 class State(enum.StrEnum):
-    """Where an authorization is in its life. Transitions live in ``transitions.py``."""
+    """Where an authorization is in its life. The legal transitions between states, by
+    event, are the table in ``watchdog.transitions``; every guarded write checks it."""
 
     AUTHORIZED = "authorized"
     CAPTURING = "capturing"
@@ -50,6 +51,26 @@ class State(enum.StrEnum):
 
 FINAL_STATES = frozenset({State.CAPTURED, State.CANCELED, State.EXPIRED})
 OPEN_STATES = frozenset({State.AUTHORIZED, State.PARTIALLY_CAPTURED})
+
+
+class ActionStatus(enum.StrEnum):
+    """Where a capture / cancel intent (an ``actions`` row) is."""
+
+    PENDING = "pending"  # committed, the request may be on its way
+    UNKNOWN = "unknown"  # sent, no usable answer: recovery asks the provider
+    CONFIRMING = "confirming"  # accepted as pending: polled until confirmed or failed
+    RETRYABLE = "retryable"  # nothing moved: the next intent reuses its key
+    SUCCEEDED = "succeeded"
+    ALREADY_DONE = "already_done"  # the effect was there already (confirmed by a status read)
+    REJECTED = "rejected"  # refused: nothing moved, a human decides
+    FAILED = "failed"  # accepted as pending, then failed at the provider: nothing moved
+    ABANDONED = "abandoned"  # the deadline guard came first
+
+    @property
+    def is_open(self) -> bool:
+        """True while the intent may still take effect without a new attempt (recovery
+        looks for these)."""
+        return self in (ActionStatus.PENDING, ActionStatus.UNKNOWN)
 
 
 class OnDeadline(enum.StrEnum):

@@ -2,6 +2,8 @@
 
 A guarded write names the states (and, for a worker, the lease generation) it
 expects; if the row is not in them, nothing changes and ``TransitionError`` says why.
+The scan's writes take those states from the transition table (``watchdog.transitions``,
+through ``watchdog.scan.writes.RowWrite.transition``) and go through its committer.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Engine, and_, select, text, update
+from sqlalchemy import Engine, and_, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from watchdog import audit, workers
@@ -260,6 +262,42 @@ def claim_due_in(
             .order_by(Authorization.deadline, Authorization.id)
         )
     )
+
+
+def claim_unsynced_in(
+    session: Session, worker: str, now: dt.datetime, lease: dt.timedelta, limit: int
+) -> list[Authorization]:
+    """Lease up to ``limit`` open rows never read from the provider, earliest deadline
+    first, skipping rows another worker holds (each claim bumps the generation), in the
+    caller's transaction (its session must not expire on commit). The early read's queue
+    (``watchdog.scan.early``)."""
+    query = (
+        select(Authorization.id)
+        .where(
+            Authorization.last_synced_at.is_(None),
+            Authorization.state.in_([State.AUTHORIZED.value, State.PARTIALLY_CAPTURED.value]),
+            or_(Authorization.claimed_until.is_(None), Authorization.claimed_until < now),
+        )
+        .order_by(Authorization.deadline, Authorization.id)
+        .limit(limit)
+    )
+    if session.get_bind().dialect.name == "postgresql":
+        query = query.with_for_update(skip_locked=True)
+    ids = list(session.scalars(query))
+    if not ids:
+        return []
+    session.execute(
+        update(Authorization)
+        .where(Authorization.id.in_(ids), Authorization.last_synced_at.is_(None))
+        .values(claimed_by=worker, claimed_until=now + lease,
+                generation=Authorization.generation + 1)
+        .execution_options(synchronize_session=False)
+    )
+    return list(session.scalars(
+        select(Authorization)
+        .where(Authorization.id.in_(ids), Authorization.claimed_by == worker)
+        .order_by(Authorization.deadline, Authorization.id)
+    ))
 
 
 def next_work_at(session: Session, lease: dt.timedelta) -> dt.datetime | None:

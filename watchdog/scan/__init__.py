@@ -12,8 +12,10 @@ Modules, in the order a row meets them:
 - ``scanner``  the pass loop: claim due rows, step each one, dispatch the step
 - ``report``   what a pass did, and its ``passes`` row
 - ``context``  the worker's dependencies and the row helpers every step shares
-- ``writes``   what one step of a row writes, gathered before it is written
-- ``committer`` group commit: many rows' writes in one transaction
+- ``writes``   what one step of a row writes, gathered before it is written, and the
+               transition (``watchdog.transitions``) it makes
+- ``committer`` group commit: many rows' writes in one transaction; the scan's only
+               writer (claims and leases included)
 - ``sync``     read the provider's status and reconcile
 - ``stages``   deadline alerts and expiry
 - ``actions``  capture/cancel: intent -> send -> outcome

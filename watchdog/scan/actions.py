@@ -21,6 +21,7 @@ from watchdog.scan.guards import count_action, defer, guard_rail, hold, not_conf
 from watchdog.scan.outcome import confirm_already_done, outcome_too_late, record_outcome
 from watchdog.scan.sync import read_status, status_into
 from watchdog.scan.writes import Intent, RowWrite
+from watchdog.transitions import Event
 
 OPEN = (State.AUTHORIZED, State.PARTIALLY_CAPTURED)
 
@@ -32,7 +33,7 @@ async def act(ctx: ScanContext, row: Authorization, kind: ActionKind, decision: 
     False means the row was handed off (parked or released)."""
     adapter = ctx.adapter(row)
     if adapter is None:
-        not_configured(ctx, row)
+        await not_configured(ctx, row)
         return False
     before = await read_status(ctx, row)
     now = ctx.clock.now()
@@ -40,7 +41,7 @@ async def act(ctx: ScanContext, row: Authorization, kind: ActionKind, decision: 
     status_into(ctx, write, before)
     if before is None or before.snapshot is None:
         await ctx.commit(write)
-        defer(
+        await defer(
             ctx,
             row,
             f"status read failed before {kind}: {before.describe() if before else 'no answer'}",
@@ -53,7 +54,7 @@ async def act(ctx: ScanContext, row: Authorization, kind: ActionKind, decision: 
     held = guard_rail(ctx, row, kind, decision)
     if held is not None:
         await ctx.commit(write)
-        hold(ctx, row, kind, decision, *held)
+        await hold(ctx, row, kind, decision, *held)
         return held[2]  # a held row goes on to its alerts; a deferred one waits its turn
     unwanted_release = released_below_minimum(ctx, row, kind)
     if unwanted_release is not None:
@@ -98,13 +99,16 @@ async def commit_intent(
     # takes; if it dies, the row is free one lease later and recovery asks the provider
     # (then resends with the same key, which every provider deduplicates). So recovery
     # waits one lease, not the provider's timeouts and retries (minutes for JPMMPS).
-    write.update(
-        OPEN,
+    # Any open state: the table's from-states for an intent (authorized,
+    # partially_captured), as before.
+    write.transition(
+        Event.INTENT,
         {
             "state": in_flight.value,
             "next_action_at": now + ctx.config.scheduler.lease,
             "updated_at": now,
         },
+        any_source=True,
     )
 
     def intent_event(action: Action) -> AuditEvent:

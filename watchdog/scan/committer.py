@@ -27,6 +27,7 @@ from watchdog.alerting import resolve_alerts_many
 from watchdog.audit import AuditEvent
 from watchdog.clock import Clock
 from watchdog.db import TransactionRunner
+from watchdog.domain import ActionStatus
 from watchdog.models import Action, Authorization, Installation
 from watchdog.scan.known import KnownRows
 from watchdog.scan.writes import Intent, RowWrite
@@ -74,6 +75,20 @@ class GroupCommitter:
             return rows
 
         return await self.transactions.run(claim_and_learn)
+
+    async def claim_unsynced(
+        self, worker: str, now: dt.datetime, lease: dt.timedelta, limit: int
+    ) -> list[Authorization]:
+        """Lease rows for the early read (``store.claim_unsynced_in``)."""
+
+        def claim(session: Session) -> list[Authorization]:
+            return store.claim_unsynced_in(session, worker, now, lease, limit)
+
+        return await self.transactions.run(claim)
+
+    async def release_abandoned(self, worker: str) -> int:
+        """Give up every lease ``worker`` still holds (``store.release_abandoned``)."""
+        return await self.transactions.run(partial(store.release_abandoned, worker=worker))
 
     async def commit(self, write: RowWrite) -> None:
         """Write ``write`` together with whatever other rows are ready; raise what refused
@@ -260,7 +275,7 @@ def _intents(
             if a.kind == intent.kind.value and a.seq == intent.seq
         ]
         retryable = max(
-            (a for a in same if a.status == "retryable"),
+            (a for a in same if a.status is ActionStatus.RETRYABLE),
             key=lambda a: a.attempt,
             default=None,
         )
@@ -268,7 +283,7 @@ def _intents(
             session.connection().execute(
                 update(ACTIONS)
                 .where(ACTIONS.c.idempotency_key == retryable.idempotency_key)
-                .values(status="pending")
+                .values(status=ActionStatus.PENDING)
             )
             action = Action(
                 authorization_id=write.row.id,
@@ -278,7 +293,7 @@ def _intents(
                 idempotency_key=retryable.idempotency_key,
                 amount=retryable.amount,
                 final=retryable.final,
-                status="pending",
+                status=ActionStatus.PENDING,
                 sends=retryable.sends,
                 recoveries=retryable.recoveries,
                 actor=intent.actor,
@@ -326,7 +341,7 @@ def new_action(
         ),
         "amount": intent.amount,
         "final": intent.final,
-        "status": "pending",
+        "status": ActionStatus.PENDING,
         "sends": 0,
         "recoveries": 0,
         "actor": intent.actor,

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 
 from watchdog import store
 from watchdog.alerting import AlertKind, Severity
-from watchdog.domain import ActionKind, State
+from watchdog.domain import ActionKind, ActionStatus, State
 from watchdog.models import Action, Authorization
 from watchdog.money import format_money
 from watchdog.policy import confirm_poll_at
@@ -31,6 +31,7 @@ from watchdog.scan.context import ScanContext
 from watchdog.scan.outcome import effect_values, prior_state
 from watchdog.scan.recovery import needs_attention
 from watchdog.scan.sync import read_status, reconcile_into, result_detail, status_event
+from watchdog.transitions import Event
 
 
 async def confirm(ctx: ScanContext, row: Authorization) -> bool:
@@ -40,7 +41,7 @@ async def confirm(ctx: ScanContext, row: Authorization) -> bool:
     with Session(ctx.engine) as session:
         action = session.execute(
             select(Action)
-            .where(Action.authorization_id == row.id, Action.status == "confirming")
+            .where(Action.authorization_id == row.id, Action.status == ActionStatus.CONFIRMING)
             .order_by(Action.id.desc())
             .limit(1)
         ).scalar_one_or_none()
@@ -70,12 +71,14 @@ async def confirm(ctx: ScanContext, row: Authorization) -> bool:
                       updated_at=now, last_synced_at=now)
         if snap is not None:
             values["provider_state"] = snap.raw_state[:40]
-        write.update_action(action.idempotency_key, {"status": "succeeded", "completed_at": now,
-                                                     "recoveries": action.recoveries + 1})
+        write.update_action(action.idempotency_key, {
+            "status": ActionStatus.SUCCEEDED, "completed_at": now,
+            "recoveries": action.recoveries + 1,
+        })
         final = State(values["state"]).is_final
         if final:
             values.update(next_action_at=None, claimed_by=None, claimed_until=None)
-        write.update([confirming], values)
+        write.transition(Event.CONFIRMED, values, read=confirming)
         if not final:
             ctx.replan_into(write)
         write.events.append(ctx.event(
@@ -90,8 +93,10 @@ async def confirm(ctx: ScanContext, row: Authorization) -> bool:
         await ctx.commit(write)
         return True
     if verdict is Verdict.FAILED:
-        write.update_action(action.idempotency_key, {"status": "failed", "completed_at": now,
-                                                     "recoveries": action.recoveries + 1})
+        write.update_action(action.idempotency_key, {
+            "status": ActionStatus.FAILED, "completed_at": now,
+            "recoveries": action.recoveries + 1,
+        })
         time_left = now < tl.guard_at
         text = (
             f"the provider failed our {kind.value} of "
@@ -99,10 +104,10 @@ async def confirm(ctx: ScanContext, row: Authorization) -> bool:
             + ("trying again with a new attempt" if time_left
                else "no time is left to try again")
         )
-        write.update([confirming], {
+        write.transition(Event.CONFIRM_FAILED, {
             "state": prior_state(row).value, "not_before": None, "updated_at": now,
             "last_error": text,
-        })
+        }, read=confirming)
         write.events.append(ctx.event(
             row, f"scan:{kind.value}:failed", amount=action.amount, key=action.idempotency_key,
             state_from=confirming.value, state_to=row.state, outcome="failed", detail=detail,
@@ -141,7 +146,7 @@ async def confirm(ctx: ScanContext, row: Authorization) -> bool:
     # Raised on every poll from critical_at on: firing a firing alert again is a no-op.
     page = now >= tl.critical_at
     write.update_action(action.idempotency_key, {"recoveries": action.recoveries + 1})
-    write.update([confirming], waiting)
+    write.transition(Event.CONFIRM_WAIT, waiting, read=confirming)
     ctx.replan_into(write)
     write.events.append(ctx.event(
         row, f"scan:{kind.value}:still_pending", amount=action.amount,

@@ -1,5 +1,7 @@
 """What every step of a pass works with: the worker's dependencies, its per-pass tallies,
-and the small row helpers (transaction, plan, audit event, alert, re-plan, release).
+and the small row helpers (plan, audit event, alert, re-plan, park, release). Every write
+of a step goes through the group committer (``write`` ... ``commit``); nothing here opens
+a write transaction of its own.
 """
 
 from __future__ import annotations
@@ -8,7 +10,6 @@ import asyncio
 import datetime as dt
 import time
 from collections.abc import Awaitable, Callable, Mapping
-from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -20,13 +21,13 @@ from watchdog.alerting import AlertKind, Severity, alert_details, raise_alert
 from watchdog.audit import AuditEvent
 from watchdog.clock import Clock
 from watchdog.config import Config
-from watchdog.db import transaction
 from watchdog.domain import ProviderName, State
 from watchdog.models import Authorization
 from watchdog.policy import Decision, plan, timeline
 from watchdog.providers.base import AuthRef, ProviderAdapter
 from watchdog.scan.committer import GroupCommitter
 from watchdog.scan.writes import RowWrite
+from watchdog.transitions import Event
 
 PAUSES_FRESH_FOR = 1.0
 """Seconds a read of the pause switches is trusted before it is read again."""
@@ -54,10 +55,6 @@ class ScanContext:
         self.committer = GroupCommitter(self.engine, self.clock)
 
     # ------------------------------------------------------------------ reading
-
-    def tx(self) -> AbstractContextManager[Session]:
-        """One short write transaction."""
-        return transaction(self.engine)
 
     def adapter(self, row: Authorization) -> ProviderAdapter | None:
         """The row's provider adapter, None when that provider is not configured."""
@@ -113,11 +110,11 @@ class ScanContext:
             detail=detail or {},
         )
 
-    def audit(self, row: Authorization, event: str, **kwargs: Any) -> None:
-        """Append one audit event in its own transaction."""
-        now = self.clock.now()
-        with self.tx() as session:
-            audit.append(session, [self.event(row, event, **kwargs)], now)
+    async def audit(self, row: Authorization, event: str, **kwargs: Any) -> None:
+        """Append one audit event about ``row`` (no guard: nothing else is written)."""
+        write = self.write(row, self.clock.now())
+        write.events.append(self.event(row, event, **kwargs))
+        await self.commit(write)
 
     def alert(
         self,
@@ -180,14 +177,9 @@ class ScanContext:
                 if isinstance(result, BaseException):
                     raise result
 
-    def replan(self, session: Session, row: Authorization, now: dt.datetime) -> None:
-        """Store the row's next instant (kept as is while an action is in flight)."""
-        values = self.replan_values(row, now)
-        store.guarded_update(session, row, [State(row.state)], values, worker=self.worker)
-
     def replan_into(self, write: RowWrite) -> None:
         """Add the row's deadline and next instant, as they stand after ``write``, to it."""
-        write.update([State(write.row.state)], self.replan_values(write.row, write.now))
+        write.transition(Event.REPLAN, self.replan_values(write.row, write.now))
 
     def replan_values(self, row: Authorization, now: dt.datetime) -> dict[str, Any]:
         """The row's deadline and next instant (the latter kept while an action is in flight)."""
@@ -199,8 +191,8 @@ class ScanContext:
     async def park(self, row: Authorization, decision: Decision) -> None:
         """Nothing to do now: drop the lease and come back at the decision's instant."""
         write = self.write(row, self.clock.now())
-        write.update(
-            [State(row.state)],
+        write.transition(
+            Event.PARK,
             {
                 "next_action_at": decision.next_action_at,
                 "claimed_by": None,

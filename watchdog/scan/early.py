@@ -18,17 +18,13 @@ from __future__ import annotations
 
 import datetime as dt
 
-from sqlalchemy import or_, select, update
-from sqlalchemy.orm import Session
-
 from watchdog.alerting import AlertKind, Severity
 from watchdog.domain import State
 from watchdog.models import Authorization
 from watchdog.providers.base import Outcome, ProviderResult
 from watchdog.scan.context import ScanContext
 from watchdog.scan.sync import read_status, status_event, status_into
-
-OPEN = (State.AUTHORIZED.value, State.PARTIALLY_CAPTURED.value)
+from watchdog.transitions import Event
 
 # How each provider says "no such order" to a status read (HTTP status or provider code).
 NOT_FOUND_STATUSES = frozenset({404, 412})
@@ -36,40 +32,13 @@ NOT_FOUND_CODES = frozenset({"1018", "order.not-found", "not_found", "TRANSACTIO
                              "order not found"})
 
 
-def claim_unsynced(
+async def claim_unsynced(
     ctx: ScanContext, now: dt.datetime, limit: int
 ) -> list[Authorization]:
     """Lease up to ``limit`` open rows never read from the provider, earliest deadline
-    first, skipping rows another worker holds (each claim bumps the generation)."""
-    lease = ctx.config.scheduler.lease
-    with Session(ctx.engine, expire_on_commit=False) as session, session.begin():
-        query = (
-            select(Authorization.id)
-            .where(
-                Authorization.last_synced_at.is_(None),
-                Authorization.state.in_(OPEN),
-                or_(Authorization.claimed_until.is_(None), Authorization.claimed_until < now),
-            )
-            .order_by(Authorization.deadline, Authorization.id)
-            .limit(limit)
-        )
-        if session.get_bind().dialect.name == "postgresql":
-            query = query.with_for_update(skip_locked=True)
-        ids = list(session.scalars(query))
-        if not ids:
-            return []
-        session.execute(
-            update(Authorization)
-            .where(Authorization.id.in_(ids), Authorization.last_synced_at.is_(None))
-            .values(claimed_by=ctx.worker, claimed_until=now + lease,
-                    generation=Authorization.generation + 1)
-            .execution_options(synchronize_session=False)
-        )
-        return list(session.scalars(
-            select(Authorization)
-            .where(Authorization.id.in_(ids), Authorization.claimed_by == ctx.worker)
-            .order_by(Authorization.deadline, Authorization.id)
-        ))
+    first, skipping rows another worker holds (each claim bumps the generation); through
+    the committer, like every other write of the scan."""
+    return await ctx.committer.claim_unsynced(ctx.worker, now, ctx.config.scheduler.lease, limit)
 
 
 def order_unknown(result: ProviderResult) -> bool:
@@ -91,7 +60,7 @@ async def early_read(ctx: ScanContext, row: Authorization) -> None:
         why = (f"the provider does not know this order ({result.describe()}); "
                "check the provider and order id it was registered with")
         write.events.append(status_event(ctx, row, result))
-        write.update([State(row.state)], {
+        write.transition(Event.UNKNOWN_ORDER, {
             "state": State.NEEDS_ATTENTION.value, "last_synced_at": now, "updated_at": now,
             "last_error": why, "instruction": None,
         })

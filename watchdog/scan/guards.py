@@ -7,14 +7,15 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from watchdog import audit, controls, store
+from watchdog import controls
 from watchdog.alerting import AlertKind, Severity
-from watchdog.domain import ActionKind, ProviderName, State
+from watchdog.domain import ActionKind, ProviderName
 from watchdog.models import Authorization
 from watchdog.money import format_money
 from watchdog.policy import Decision
 from watchdog.scan.context import ScanContext
 from watchdog.scan.pacing import FAILURES_BEFORE_ALERT, backoff
+from watchdog.transitions import Event
 
 Hold = tuple[str, str, bool]
 """(event, reason, retry_later): why an action must wait."""
@@ -69,7 +70,7 @@ def count_action(ctx: ScanContext, row: Authorization, actions: int = 1) -> None
     ctx.actions_this_pass[row.provider] = ctx.actions_this_pass.get(row.provider, 0) + actions
 
 
-def hold(
+async def hold(
     ctx: ScanContext,
     row: Authorization,
     kind: ActionKind,
@@ -78,71 +79,70 @@ def hold(
     reason: str,
     retry_later: bool,
 ) -> None:
-    """Audit an action held back by a guard rail, alert on-call, and look again later."""
+    """Audit an action held back by a guard rail, alert on-call, and look again later
+    (or, when it must not retry in this pass, give the row up)."""
     now = ctx.clock.now()
-    with ctx.tx() as session:
-        values: dict[str, Any] = {"updated_at": now}
-        if retry_later:
-            values["not_before"] = now + ctx.config.scheduler.scan_interval
-        store.guarded_update(session, row, [State(row.state)], values, worker=ctx.worker)
-        if retry_later:
-            ctx.replan(session, row, now)
-        else:
-            store.release(session, row, ctx.worker)
-        audit.append(
-            session,
-            [
-                ctx.event(
-                    row,
-                    f"scan:{kind.value}:{event}",
-                    amount=decision.amount,
-                    detail={
-                        "reason": reason,
-                        "decision": decision.reason,
-                        "deadline": row.deadline.isoformat(),
-                    },
-                )
-            ],
-            now,
+    write = ctx.write(row, now)
+    values: dict[str, Any] = {"updated_at": now}
+    if retry_later:
+        values["not_before"] = now + ctx.config.scheduler.scan_interval
+    write.transition(Event.HOLD, values)
+    if retry_later:
+        ctx.replan_into(write)
+    else:
+        write.release = True
+    write.events.append(
+        ctx.event(
+            row,
+            f"scan:{kind.value}:{event}",
+            amount=decision.amount,
+            detail={
+                "reason": reason,
+                "decision": decision.reason,
+                "deadline": row.deadline.isoformat(),
+            },
         )
-        if event == "held":
-            ctx.alert(
+    )
+    if event == "held":
+        summary = f"{row.provider} order {row.order_id}: {kind} held back — {reason}"
+        write.alerts.append(
+            lambda session: ctx.alert(
                 session,
                 row,
                 AlertKind.DEADLINE_APPROACHING,
                 Severity.WARNING,
-                f"{row.provider} order {row.order_id}: {kind} held back — {reason}",
+                summary,
                 f"{kind} held: {reason}",
                 now,
             )
+        )
+    await ctx.commit(write)
 
 
-def not_configured(ctx: ScanContext, row: Authorization) -> None:
+async def not_configured(ctx: ScanContext, row: Authorization) -> None:
     """The row's provider has no adapter: defer it."""
-    defer(ctx, row, f"provider {row.provider} is not configured (base_url/credentials)")
+    await defer(ctx, row, f"provider {row.provider} is not configured (base_url/credentials)")
 
 
-def defer(ctx: ScanContext, row: Authorization, why: str) -> None:
+async def defer(ctx: ScanContext, row: Authorization, why: str) -> None:
     """Cannot act now: back off, audit, alert after repeated failures, release the row."""
     now = ctx.clock.now()
     attempts = row.attempts + 1
-    with ctx.tx() as session:
-        store.guarded_update(
-            session,
-            row,
-            [State(row.state)],
-            {
-                "attempts": attempts,
-                "not_before": now + backoff(attempts, None),
-                "last_error": why,
-                "updated_at": now,
-            },
-            worker=ctx.worker,
-        )
-        ctx.replan(session, row, now)
-        audit.append(session, [ctx.event(row, "scan:action:defer", detail={"reason": why})], now)
-        if attempts >= FAILURES_BEFORE_ALERT:
-            ctx.alert(
+    write = ctx.write(row, now)
+    write.transition(
+        Event.DEFER,
+        {
+            "attempts": attempts,
+            "not_before": now + backoff(attempts, None),
+            "last_error": why,
+            "updated_at": now,
+        },
+    )
+    ctx.replan_into(write)
+    write.events.append(ctx.event(row, "scan:action:defer", detail={"reason": why}))
+    if attempts >= FAILURES_BEFORE_ALERT:
+        write.alerts.append(
+            lambda session: ctx.alert(
                 session,
                 row,
                 AlertKind.ACTION_FAILED,
@@ -151,4 +151,6 @@ def defer(ctx: ScanContext, row: Authorization, why: str) -> None:
                 why,
                 now,
             )
-        store.release(session, row, ctx.worker)
+        )
+    write.release = True
+    await ctx.commit(write)

@@ -18,6 +18,7 @@ from sqlalchemy import Table, select
 from sqlalchemy.orm import Session
 
 from watchdog.alerting import AUTHORIZATION_KINDS, AlertStatus, dedup_key
+from watchdog.domain import ActionStatus
 from watchdog.models import Action, Alert
 from watchdog.scan.writes import RowWrite
 
@@ -32,7 +33,7 @@ class ActionFacts:
     kind: str
     seq: int
     attempt: int
-    status: str
+    status: ActionStatus
     amount: int | None
     final: bool
     idempotency_key: str

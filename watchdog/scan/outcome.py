@@ -8,7 +8,7 @@ from typing import Any
 
 from watchdog import store
 from watchdog.alerting import AlertKind, Severity
-from watchdog.domain import ActionKind, InstructionKind, ProviderName, State
+from watchdog.domain import ActionKind, ActionStatus, InstructionKind, ProviderName, State
 from watchdog.models import Action, Authorization
 from watchdog.money import format_money
 from watchdog.providers.base import Outcome, ProviderResult
@@ -17,6 +17,17 @@ from watchdog.scan.context import ScanContext
 from watchdog.scan.pacing import FAILURES_BEFORE_ALERT, backoff
 from watchdog.scan.stages import expired_into
 from watchdog.scan.sync import read_status, result_detail, status_event
+from watchdog.transitions import Event
+
+OUTCOME_EVENTS = {
+    Outcome.SUCCEEDED: Event.SUCCEEDED,
+    Outcome.ALREADY_DONE: Event.SUCCEEDED,
+    Outcome.PENDING: Event.PENDING,
+    Outcome.UNKNOWN: Event.UNKNOWN,
+    Outcome.RETRYABLE: Event.RETRYABLE,
+    Outcome.REJECTED: Event.REJECTED,
+}
+"""The transition each provider answer makes (the guard of its outcome write)."""
 
 
 async def record_outcome(
@@ -76,19 +87,19 @@ async def record_outcome(
             # instruction with nothing left to take, so the remainder is released
             # rather than captured by the default policy.
             values.update(instruction=row.instruction, instruction_amount=0)
-        action_values.update(status=result.outcome.value, completed_at=now)
+        action_values.update(status=ActionStatus(result.outcome.value), completed_at=now)
     elif result.outcome is Outcome.PENDING:
         # Accepted, not final: poll the provider's status (the first read at once) until it
         # confirms or fails the effect. ``recoveries`` counts the polls.
-        action_values.update(status="confirming", recoveries=0)
+        action_values.update(status=ActionStatus.CONFIRMING, recoveries=0)
         values.update(
             state=confirming_state(kind).value, not_before=now, last_error=None, attempts=0
         )
     elif result.outcome is Outcome.UNKNOWN:
-        action_values.update(status="unknown")
+        action_values.update(status=ActionStatus.UNKNOWN)
         values.update(last_error=result.describe())
     elif result.outcome is Outcome.RETRYABLE:
-        action_values.update(status="retryable")
+        action_values.update(status=ActionStatus.RETRYABLE)
         attempts = row.attempts + 1
         values.update(
             state=prior_state(row).value,
@@ -103,7 +114,7 @@ async def record_outcome(
                 f"{kind} keeps failing: {result.describe()}",
             )
     else:
-        action_values.update(status="rejected", completed_at=now)
+        action_values.update(status=ActionStatus.REJECTED, completed_at=now)
         values.update(
             state=State.NEEDS_ATTENTION.value,
             instruction=None,
@@ -119,9 +130,9 @@ async def record_outcome(
     if State(values.get("state", row.state)).is_final:
         # Nothing more will happen: plan, record and give up the lease in one write.
         values.update(next_action_at=None, claimed_by=None, claimed_until=None)
-        write.update([in_flight], values)
+        write.transition(OUTCOME_EVENTS[result.outcome], values, read=in_flight)
     else:
-        write.update([in_flight], values)
+        write.transition(OUTCOME_EVENTS[result.outcome], values, read=in_flight)
         ctx.replan_into(write)
     write.events.append(
         ctx.event(
@@ -238,10 +249,13 @@ async def outcome_too_late(ctx: ScanContext, row: Authorization, action: Action)
     """The deadline guard was reached before the action could be sent or confirmed:
     abandon it, mark the authorization expired and page."""
     write = ctx.write(row, ctx.clock.now())
-    write.update_action(action.idempotency_key, {"status": "abandoned", "completed_at": write.now})
+    write.update_action(
+        action.idempotency_key, {"status": ActionStatus.ABANDONED, "completed_at": write.now}
+    )
     expired_into(
         ctx,
         write,
+        Event.ABANDON,
         f"scan:{action.kind}:abandon",
         "deadline guard reached",
         f"{row.provider} order {row.order_id}: deadline guard reached before "

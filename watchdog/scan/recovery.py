@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 
 from watchdog import store
 from watchdog.alerting import AlertKind, Severity
-from watchdog.domain import ActionKind, ProviderName, State
+from watchdog.domain import ActionKind, ActionStatus, ProviderName, State
 from watchdog.models import Action, Authorization
 from watchdog.providers.base import Outcome, ProviderResult, ProviderState
 from watchdog.reconcile import effect_present
@@ -22,6 +22,7 @@ from watchdog.scan.context import ScanContext
 from watchdog.scan.outcome import outcome_too_late, record_outcome
 from watchdog.scan.pacing import backoff
 from watchdog.scan.sync import read_status, result_detail, status_event
+from watchdog.transitions import Event
 
 MAX_RECOVERIES = 5
 
@@ -31,7 +32,10 @@ async def recover(ctx: ScanContext, row: Authorization) -> bool:
     with Session(ctx.engine) as session:
         action = session.execute(
             select(Action)
-            .where(Action.authorization_id == row.id, Action.status.in_(["pending", "unknown"]))
+            .where(
+                Action.authorization_id == row.id,
+                Action.status.in_([s for s in ActionStatus if s.is_open]),
+            )
             .order_by(Action.id.desc())
             .limit(1)
         ).scalar_one_or_none()
@@ -123,8 +127,8 @@ async def recover(ctx: ScanContext, row: Authorization) -> bool:
     recoveries = action.recoveries + 1
     next_at = min(now + backoff(recoveries, None), ctx.timeline(row).guard_at)
     check.update_action(action.idempotency_key, {"recoveries": recoveries})
-    check.update(
-        [State(row.state)],
+    check.transition(
+        Event.RECOVER,
         {"next_action_at": next_at, "claimed_by": None, "claimed_until": None, "updated_at": now},
     )
     await ctx.commit(check)
@@ -138,9 +142,9 @@ async def needs_attention(
     now = ctx.clock.now()
     write = ctx.write(row, now)
     if action is not None:
-        write.update_action(action.idempotency_key, {"status": "unknown"})
-    write.update(
-        [State(row.state)],
+        write.update_action(action.idempotency_key, {"status": ActionStatus.UNKNOWN})
+    write.transition(
+        Event.NEEDS_ATTENTION,
         {"state": State.NEEDS_ATTENTION.value, "last_error": why, "updated_at": now},
     )
     ctx.replan_into(write)

@@ -10,7 +10,7 @@ from collections.abc import Awaitable, Callable, Mapping
 
 from sqlalchemy import Engine
 
-from watchdog import audit, store
+from watchdog import audit
 from watchdog.clock import Clock
 from watchdog.config import Config
 from watchdog.domain import ActionKind, ProviderName
@@ -117,8 +117,7 @@ class Scanner:
         ctx.forget_pauses()
         ctx.committer.known.forget()
         ctx.last_pass_end = previous_pass_end(ctx.engine)
-        with ctx.tx() as session:
-            abandoned = store.release_abandoned(session, ctx.worker)
+        abandoned = await ctx.committer.release_abandoned(ctx.worker)
         if abandoned:
             log.warning(
                 "rows left leased by an earlier pass given back",
@@ -170,7 +169,7 @@ class Scanner:
         """Once the due rows are done: read the status of up to ``batch_size`` newly
         registered rows (earliest deadline first), then work each as usual."""
         ctx = self.ctx
-        rows = claim_unsynced(ctx, ctx.clock.now(), ctx.config.scheduler.batch_size)
+        rows = await claim_unsynced(ctx, ctx.clock.now(), ctx.config.scheduler.batch_size)
         if not rows:
             return
         queue = deque(rows)
@@ -234,7 +233,7 @@ class Scanner:
         report.errors += 1
         try:
             if isinstance(exc, TransitionError):
-                self._audit_late_write(row, exc)
+                await self._audit_late_write(row, exc)
                 return
             log.error(
                 "row failed",
@@ -256,7 +255,7 @@ class Scanner:
             await sync(ctx, row)
             return True
         if step in (Step.ALERT_APPROACHING, Step.ALERT_CRITICAL):
-            alert_stage(ctx, row, decision, now)
+            await alert_stage(ctx, row, decision, now)
             return True
         if step is Step.EXPIRE:
             await expire(ctx, row, decision)
@@ -268,7 +267,7 @@ class Scanner:
         kind = ActionKind.CAPTURE if step is Step.CAPTURE else ActionKind.CANCEL
         return await act(ctx, row, kind, decision)
 
-    def _audit_late_write(self, row: Authorization, exc: TransitionError) -> None:
+    async def _audit_late_write(self, row: Authorization, exc: TransitionError) -> None:
         log.warning(
             "late write refused",
             extra={
@@ -277,7 +276,7 @@ class Scanner:
                 "reason": exc.reason,
             },
         )
-        self.ctx.audit(
+        await self.ctx.audit(
             row, "scan:write:refused", detail={"reason": exc.reason, "generation": row.generation}
         )
 

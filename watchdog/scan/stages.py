@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 from watchdog import store
-from watchdog.alerting import AlertKind, Severity, deadline_text, resolve_alerts
+from watchdog.alerting import AlertKind, Severity, deadline_text
 from watchdog.domain import AlertStage, State
 from watchdog.models import Authorization
 from watchdog.money import format_money
@@ -14,9 +14,12 @@ from watchdog.reconcile import reconcile
 from watchdog.scan.context import ScanContext
 from watchdog.scan.sync import apply_reconciliation, status
 from watchdog.scan.writes import RowWrite
+from watchdog.transitions import Event
 
 
-def alert_stage(ctx: ScanContext, row: Authorization, decision: Decision, now: dt.datetime) -> None:
+async def alert_stage(
+    ctx: ScanContext, row: Authorization, decision: Decision, now: dt.datetime
+) -> None:
     """Raise the approaching or critical deadline alert and remember the stage reached."""
     critical = decision.step is Step.ALERT_CRITICAL
     kind = AlertKind.DEADLINE_CRITICAL if critical else AlertKind.DEADLINE_APPROACHING
@@ -26,33 +29,17 @@ def alert_stage(ctx: ScanContext, row: Authorization, decision: Decision, now: d
         f"{format_money(row.amount - row.captured_amount, row.currency)} still open, "
         f"deadline {deadline_text(row.deadline, ctx.config.zone)}"
     )
-    with ctx.tx() as session:
-        store.guarded_update(
-            session,
-            row,
-            [State(row.state)],
-            {"alert_stage": int(stage), "updated_at": now},
-            worker=ctx.worker,
-        )
-        ctx.alert(
-            session,
-            row,
-            kind,
-            Severity.CRITICAL if critical else Severity.WARNING,
-            summary,
-            decision.reason,
-            now,
-        )
-        if critical:
-            resolve_alerts(
-                session,
-                row.id,
-                now,
-                ctx.worker,
-                "escalated to critical",
-                kinds=[AlertKind.DEADLINE_APPROACHING],
-            )
-        ctx.replan(session, row, now)
+    write = ctx.write(row, now)
+    write.transition(Event.ALERT, {"alert_stage": int(stage), "updated_at": now})
+    severity = Severity.CRITICAL if critical else Severity.WARNING
+    write.alerts.append(
+        lambda session: ctx.alert(session, row, kind, severity, summary, decision.reason, now)
+    )
+    if critical:
+        # Resolved after the critical alert is raised, in the same transaction, as before.
+        write.resolve("escalated to critical", kinds=(AlertKind.DEADLINE_APPROACHING,))
+    ctx.replan_into(write)
+    await ctx.commit(write)
 
 
 async def expire(ctx: ScanContext, row: Authorization, decision: Decision) -> None:
@@ -79,6 +66,7 @@ async def expire(ctx: ScanContext, row: Authorization, decision: Decision) -> No
     expired_into(
         ctx,
         write,
+        Event.EXPIRE,
         "scan:authorization:expire",
         decision.reason,
         f"{row.provider} order {row.order_id}: authorization lost "
@@ -91,20 +79,22 @@ async def expire(ctx: ScanContext, row: Authorization, decision: Decision) -> No
 def expired_into(
     ctx: ScanContext,
     write: RowWrite,
+    transition: Event,
     event: str,
     reason: str,
     summary: str,
     key: str | None = None,
 ) -> None:
-    """Add to ``write``: mark the row expired, audit why, page (authorization_expired) and
+    """Add to ``write``: mark the row expired (``transition``: ``expire`` from an open
+    state, ``abandon`` from an in-flight one), audit why, page (authorization_expired) and
     supersede its other alerts.
 
     A write for the group committer rather than a transaction of its own: on PostgreSQL a
     blocking transaction on the event loop can wait for the audit chain's lock while the
     committer's transaction, which holds it, waits for the loop."""
     row, now = write.row, write.now
-    write.update(
-        [State(row.state)],
+    write.transition(
+        transition,
         {
             "state": State.EXPIRED.value,
             "next_action_at": None,

@@ -16,6 +16,7 @@ from watchdog.providers.retry import with_retries
 from watchdog.reconcile import reconcile
 from watchdog.scan.context import ScanContext
 from watchdog.scan.writes import RowWrite
+from watchdog.transitions import Event
 
 
 async def read_status(ctx: ScanContext, row: Authorization) -> ProviderResult | None:
@@ -64,8 +65,8 @@ def status_into(ctx: ScanContext, write: RowWrite, result: ProviderResult | None
     if result is None or result.snapshot is None:
         if result is not None:
             write.events.append(status_event(ctx, row, result))
-        write.update(
-            [State(row.state)],
+        write.transition(
+            Event.SYNC,
             {
                 "last_synced_at": now,
                 "updated_at": now,
@@ -112,7 +113,7 @@ def reconcile_into(
                 },
             )
         )
-    write.update([State(row.state)], values)
+    write.transition(Event.SYNC, values)
     ctx.replan_into(write)
     if row.deadline < old_deadline:
         write.events.append(

@@ -1,10 +1,15 @@
 """What one step of a row writes, gathered before it is written.
 
-A step used to open a transaction, write, and commit. Now it fills a ``RowWrite``: the
-guarded column values of the authorization, its audit events, the action it creates or
-updates, the alerts it raises or resolves. ``watchdog.scan.committer`` writes many rows'
-``RowWrite`` in one transaction, and each row's writes still stand or fall together:
-if the row's guard (state, lease owner, generation) does not hold, none of them is applied.
+No step of the scan opens a write transaction: each fills a ``RowWrite`` (the guarded
+column values of the authorization, its audit events, the action it creates or updates,
+the alerts it raises or resolves) and hands it to ``watchdog.scan.committer``, the one
+writer, which writes many rows' ``RowWrite`` in one transaction. Each row's writes still
+stand or fall together: if the row's guard (state, lease owner, generation) does not
+hold, none of them is applied.
+
+A write that touches the authorization names its transition (``RowWrite.transition``):
+the event of ``watchdog.transitions`` and the state it goes to. The table's from-states
+for that pair, narrowed to the state the step read, are the guard.
 
 The row object sees its new values at once, so the step can go on planning from them;
 ``undo`` puts the old ones back when the write is refused.
@@ -24,6 +29,7 @@ from watchdog.audit import AuditEvent
 from watchdog.domain import ActionKind, State
 from watchdog.errors import TransitionError
 from watchdog.models import Action, Authorization
+from watchdog.transitions import Event, in_order, sources
 
 
 @dataclass(eq=False)
@@ -61,6 +67,39 @@ class RowWrite:
     resolutions: list[tuple[tuple[AlertKind, ...], str]] = field(default_factory=list)
     release: bool = False
     _before: dict[str, Any] = field(default_factory=dict)
+
+    def transition(
+        self,
+        event: Event,
+        values: dict[str, Any],
+        *,
+        read: State | None = None,
+        any_source: bool = False,
+    ) -> None:
+        """Make the table's ``event`` transition to ``values["state"]`` (or, without one,
+        stay where the row is), setting ``values``.
+
+        The guard is the table's from-states for (``event``, target). Unless
+        ``any_source``, it is narrowed to the state the step read (``read``, by default
+        the row's state as it stands in this write): the step computed ``values`` from
+        that state (amounts, the prior open state, the plan). Under our lease no other
+        worker changes the row, so the narrowing only refuses what the lease cannot
+        fence (a change by hand); either way an illegal transition never reaches SQL.
+        """
+        current = State(self.row.state)
+        target = State(values.get("state", current))
+        allowed = sources(event, target)
+        if not any_source:
+            allowed = allowed & {read if read is not None else current}
+        if current not in allowed:
+            raise TransitionError(
+                self.row.id,
+                target.value,
+                f"it is {current}; {event} may go to {target} only from "
+                f"{', '.join(in_order(sources(event, target))) or 'nowhere'}"
+                + (f" and this step read it {read}" if read is not None else ""),
+            )
+        self.update(in_order(allowed), values)
 
     def update(self, allowed: Sequence[State], values: dict[str, Any]) -> None:
         """Set columns, provided the row is in ``allowed`` (and still under our lease when
