@@ -28,6 +28,7 @@ from watchdog.policy import Timeline, timeline, validate_instruction
 from watchdog.registration import validate_record
 from watchdog.store import Registered
 from watchdog.text import printable
+from watchdog.transitions import Event, in_order, sources, starts
 
 
 def open_engine(config: Config) -> Engine:
@@ -168,13 +169,13 @@ def _instruct(
             "not_before": None,
         }
         try:
-            store.guarded_update(session, row, [State.AUTHORIZED, State.PARTIALLY_CAPTURED], values)
+            store.guarded_update(session, row, in_order(starts(Event.INSTRUCT)), values)
         except TransitionError as exc:
             raise TransitionError(
                 authorization_id, kind.value, f"{exc.reason}; an action is already in flight"
             ) from None
         new_values = store.replan_values(store.snapshot(row), config, now)
-        store.guarded_update(session, row, [State(row.state)], new_values)
+        store.guarded_update(session, row, _replan_guard(row), new_values)
         audit.append(
             session,
             [
@@ -387,9 +388,9 @@ def resolve_attention(
             "claimed_until": None,
         }
         previous = row.state
-        store.guarded_update(session, row, [State.NEEDS_ATTENTION], values)
+        store.guarded_update(session, row, in_order(sources(Event.RESOLVE, state)), values)
         store.guarded_update(
-            session, row, [state], store.replan_values(store.snapshot(row), config, now)
+            session, row, _replan_guard(row), store.replan_values(store.snapshot(row), config, now)
         )
         audit.append(
             session,
@@ -408,3 +409,9 @@ def resolve_attention(
         )
         resolve_alerts(session, row.id, now, actor, f"resolved by operator: {note}")
         return row
+
+
+def _replan_guard(row: Authorization) -> list[State]:
+    """A re-plan keeps the state it read (the table's ``replan`` rows, narrowed to it)."""
+    read = State(row.state)
+    return [read] if read in sources(Event.REPLAN, read) else []

@@ -129,6 +129,11 @@ def sources(event: Event, target: State) -> frozenset[State]:
     return _SOURCES.get((event, target), frozenset())
 
 
+def starts(event: Event) -> frozenset[State]:
+    """Every state ``event`` may start from, whatever it leads to."""
+    return frozenset(s for s, _ in TRANSITIONS[event])
+
+
 def is_legal(event: Event, source: State, target: State) -> bool:
     """Whether ``event`` may move a row from ``source`` to ``target``."""
     return (source, target) in TRANSITIONS[event]
