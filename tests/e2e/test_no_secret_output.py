@@ -27,8 +27,8 @@ import httpx
 import pytest
 
 from tests.support.postgres import PostgresServer, free_port
-from watchdog.sandbox.server import SandboxServer
 from watchdog.providers import registry
+from watchdog.sandbox.server import SandboxServer
 
 DB_PASSWORD = "Db@Pw/Zq7%xK"  # '@', '/' and '%' must be escaped in a URL
 PROVIDER_KEYS = {

@@ -16,26 +16,22 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
+from watchdog.sandbox.dialect import DialectView
+
 UTC = dt.UTC
 
-PROVIDERS: Final = ("smartpay", "jpmmps", "flitt", "clearpay")
 OPERATIONS: Final = ("capture", "cancel", "status")
 
-#: Authorization window per provider when the order is created without ``expires_at``.
-DEFAULT_WINDOWS: Final[dict[str, dt.timedelta]] = {
-    "smartpay": dt.timedelta(days=7),
-    "jpmmps": dt.timedelta(days=5),
-    "flitt": dt.timedelta(days=5),
-    "clearpay": dt.timedelta(days=13),
-}
+#: Authorization window per provider when the order is created without ``expires_at``
+#: (each dialect's ``default_window``).
+DEFAULT_WINDOWS: Final[Mapping[str, dt.timedelta]] = DialectView(lambda d: d.default_window)
 
 #: Currency an auto-created order gets when the request does not name one.
-DEFAULT_CURRENCIES: Final[dict[str, str]] = {
-    "smartpay": "JPY", "jpmmps": "EUR", "flitt": "GEL", "clearpay": "GBP",
-}
+DEFAULT_CURRENCIES: Final[Mapping[str, str]] = DialectView(lambda d: d.default_currency)
 
 #: How many request-log rows are kept (oldest dropped first) so long benchmarks stay bounded.
 REQUEST_LOG_LIMIT: Final = 200_000
