@@ -37,10 +37,10 @@ class FakeProvider:
     """A provider that lives in a dict; faults are queued outcomes for the next calls."""
 
     def __init__(
-        self, name: ProviderName | None = None, rules: ProviderRules | None = None
+        self, name: ProviderName, rules: ProviderRules | None = None
     ) -> None:
-        self._name = ProviderName.CLEARPAY if name is None else name
-        self._rules = rules or registry.rules(self._name)
+        self._name = name
+        self._rules = rules or registry.rules(name)
         self.orders: dict[str, FakeOrder] = {}
         self.ledger: list[tuple[str, str, int]] = []
         self.faults: deque[Outcome] = deque()

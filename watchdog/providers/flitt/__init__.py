@@ -44,8 +44,8 @@ from watchdog.providers.base import (
     ProviderSnapshot,
     ProviderState,
 )
+from watchdog.providers.flitt.signing import flitt_signature, verify_flitt_signature
 from watchdog.providers.http import Answer, CallContext, HttpAdapter, bounded_key, malformed
-from watchdog.providers.signing import flitt_signature, verify_flitt_signature
 from watchdog.providers.spec import ProviderSpec
 
 NAME = ProviderName.declare("flitt")
