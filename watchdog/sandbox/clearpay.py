@@ -313,6 +313,7 @@ def _order_id_problem(order_id: str) -> str | None:
 
 DIALECT = SandboxDialect(
     name="clearpay",
+    title_text="Clearpay",
     rank=40,
     mount="/clearpay",
     routes=ROUTES,

@@ -52,6 +52,16 @@ class SandboxDialect:
     order_id_problem: Callable[[str], str | None] = any_order_id
     #: The orders ``expiry-watchdog demo`` registers at it.
     demo_orders: tuple[DemoOrder, ...] = field(default=())
+    #: Its name in prose (``python -m watchdog.sandbox --help``); the name itself if empty.
+    title_text: str = ""
+    #: When set, its captures can stay pending: the sandbox takes
+    #: ``<name>_capture_settle_seconds`` (``--<name>-capture-settle-seconds``), this help.
+    settle_help: str | None = None
+
+    @property
+    def title(self) -> str:
+        """Its name in prose."""
+        return self.title_text or self.name
 
 
 _DIALECTS: dict[str, SandboxDialect] = {}
@@ -112,6 +122,11 @@ def registered(extra: SandboxDialect) -> Iterator[SandboxDialect]:
         yield extra
     finally:
         _DIALECTS.pop(extra.name, None)
+
+
+def settle_option_names() -> dict[str, str]:
+    """``{"<name>_capture_settle_seconds": name}`` for every dialect whose captures can settle."""
+    return {f"{d.name}_capture_settle_seconds": d.name for d in dialects() if d.settle_help}
 
 
 class DialectView(Mapping[str, Any]):

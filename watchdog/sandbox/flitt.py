@@ -321,6 +321,7 @@ ROUTES: list[tuple[str, str, Route]] = [
 
 DIALECT = SandboxDialect(
     name="flitt",
+    title_text="Flitt",
     rank=30,
     mount="/flitt/api",
     routes=ROUTES,

@@ -210,7 +210,7 @@ def _capture(state: SandboxState, payload: dict[str, Any], ignored: list[str],
     order.capture_count = 1
     order.released += released
     order.closed = True
-    order.settles_at = now + state.jpmmps_capture_settle
+    order.settles_at = now + state.capture_settle("jpmmps")
     order.updated_at = now
     modification = {
         "modificationId": key,
@@ -223,7 +223,7 @@ def _capture(state: SandboxState, payload: dict[str, Any], ignored: list[str],
     state.record_effect(order, "capture", amount, key)
     effect = state.pend(order, "capture", amount, applied=True, released=released, key=key,
                         record=modification,
-                        default_seconds=state.jpmmps_capture_settle.total_seconds())
+                        default_seconds=state.capture_settle("jpmmps").total_seconds())
     if effect is not None:
         order.settles_at = effect.settles_at
     answer = model(state, order, ignored, status_override="CAPTURE_PENDING")
@@ -301,6 +301,7 @@ def _order_id_problem(order_id: str) -> str | None:
 
 DIALECT = SandboxDialect(
     name="jpmmps",
+    title_text="JPMMPS",
     rank=20,
     mount="/jpmmps",
     routes=ROUTES,
@@ -310,6 +311,7 @@ DIALECT = SandboxDialect(
     credentials={"WATCHDOG_JPMMPS_MERCHANT_KEY": JPMMPS_MERCHANT_KEY,
                  "WATCHDOG_JPMMPS_AUTHENTICATION_KEY": JPMMPS_AUTHENTICATION_KEY},
     order_id_problem=_order_id_problem,
+    settle_help="sandbox seconds a JPMMPS capture stays CAPTURE_PENDING",
     demo_orders=(
         ("demo-jpm-0001", 18250, "EUR", dt.timedelta(days=4, hours=6), {}),
         ("demo-jpm-0002", 9900, "EUR", dt.timedelta(days=3, hours=12),

@@ -56,11 +56,11 @@ class SandboxServer:
     """
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, latency: float = 0.0, *,
-                 auto_create: bool = False, jpmmps_capture_settle_seconds: float = 0.0) -> None:
+                 auto_create: bool = False, **capture_settle_seconds: float) -> None:
         self.host = host
         self.port = port
         self.state = SandboxState(latency=latency, auto_create=auto_create,
-                                  jpmmps_capture_settle_seconds=jpmmps_capture_settle_seconds)
+                                  capture_settle_seconds=capture_settle_seconds)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._runner: web.AppRunner | None = None
@@ -205,10 +205,10 @@ class SandboxServer:
 
 
 def run_sandbox(host: str = "127.0.0.1", port: int = 8700, latency: float = 0.0, *,
-                auto_create: bool = False, jpmmps_capture_settle_seconds: float = 0.0) -> None:
+                auto_create: bool = False, **capture_settle_seconds: float) -> None:
     """Serve until SIGINT/SIGTERM; print one ``listening on`` line with the bound URL."""
     state = SandboxState(latency=latency, auto_create=auto_create,
-                         jpmmps_capture_settle_seconds=jpmmps_capture_settle_seconds)
+                         capture_settle_seconds=capture_settle_seconds)
 
     async def main() -> None:
         runner, bound = await _start(state, host, port)

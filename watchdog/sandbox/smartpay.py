@@ -215,6 +215,7 @@ ROUTES: list[tuple[str, str, Route]] = [
 
 DIALECT = SandboxDialect(
     name="smartpay",
+    title_text="Smartpay",
     rank=10,
     mount="/smartpay/v1",
     routes=ROUTES,

@@ -173,15 +173,27 @@ class SandboxState:
         *,
         latency: float = 0.0,
         auto_create: bool = False,
-        jpmmps_capture_settle_seconds: float = 0.0,
         auto_create_amount: int = 10_000,
+        capture_settle_seconds: Mapping[str, float] | None = None,
     ) -> None:
+        """``capture_settle_seconds={"<provider>_capture_settle_seconds": N}`` (a dialect with
+        a ``settle_help``) keeps that provider's captures pending for N sandbox seconds."""
+        from watchdog.sandbox.dialect import settle_option_names
         from watchdog.sandbox.faults import FaultBook
+
+        allowed = settle_option_names()
+        capture_settle_seconds = capture_settle_seconds or {}
+        unknown = sorted(set(capture_settle_seconds) - set(allowed))
+        if unknown:
+            raise TypeError(f"SandboxState got an unexpected keyword argument {unknown[0]!r}")
+        self._capture_settle = {
+            allowed[key]: dt.timedelta(seconds=value)
+            for key, value in capture_settle_seconds.items()
+        }
 
         self.latency = latency
         self.auto_create = auto_create
         self.auto_create_amount = auto_create_amount
-        self.jpmmps_capture_settle = dt.timedelta(seconds=jpmmps_capture_settle_seconds)
         self.clock = SandboxClock()
         self.faults = FaultBook()
         self.orders: dict[tuple[str, str], Order] = {}
@@ -285,6 +297,10 @@ class SandboxState:
                 order.closed = True
                 order.lapsed_at = order.expires_at
                 order.updated_at = order.expires_at
+
+    def capture_settle(self, provider: str) -> dt.timedelta:
+        """How long ``provider``'s captures stay pending (zero unless configured)."""
+        return self._capture_settle.get(provider, dt.timedelta(0))
 
     def next_id(self) -> int:
         """A process-unique counter for provider-side ids."""
