@@ -57,11 +57,19 @@ class SandboxDialect:
     #: When set, its captures can stay pending: the sandbox takes
     #: ``<name>_capture_settle_seconds`` (``--<name>-capture-settle-seconds``), this help.
     settle_help: str | None = None
+    #: The word its truth table (``SPEC.states``) is keyed by for an order, when that is not
+    #: ``provider_status`` alone (Flitt reads ``order_status`` with ``capture_status``).
+    truth_word_of: Callable[[SandboxState, Order], str] | None = None
 
     @property
     def title(self) -> str:
         """Its name in prose."""
         return self.title_text or self.name
+
+    def truth_word(self, state: SandboxState, order: Order) -> str:
+        """The word of the provider's truth table this order is shown as."""
+        word = self.truth_word_of or self.provider_status
+        return word(state, order)
 
 
 _DIALECTS: dict[str, SandboxDialect] = {}

@@ -319,6 +319,13 @@ ROUTES: list[tuple[str, str, Route]] = [
     ("POST", "/flitt/api/status/order_id", Route("flitt", "status", status)),
 ]
 
+
+def _truth_word(order: Order) -> str:
+    """``approved`` is read with its ``capture_status`` (``approved/captured``)."""
+    status, capture = order_status(order), capture_status(order)
+    return f"{status}/{capture}" if status == "approved" and capture else status
+
+
 DIALECT = SandboxDialect(
     name="flitt",
     title_text="Flitt",
@@ -328,6 +335,7 @@ DIALECT = SandboxDialect(
     provider_status=lambda state, order: order_status(order),
     default_window=dt.timedelta(days=5),
     default_currency="GEL",
+    truth_word_of=lambda state, order: _truth_word(order),
     credentials={"WATCHDOG_FLITT_MERCHANT_ID": FLITT_MERCHANT_ID,
                  "WATCHDOG_FLITT_SECRET_KEY": FLITT_SECRET_KEY},
     demo_orders=(
