@@ -33,12 +33,14 @@ from watchdog import migrate
 from watchdog.config import Config, parse_config
 from watchdog.db import make_engine
 from watchdog.domain import DeadlineSource, ProviderName
+from watchdog.providers import registry
+from watchdog.sandbox.dialect import dialects
 
 RESULTS = Path(__file__).resolve().parent / "results"
 ROOT = Path(__file__).resolve().parent.parent
 PROVIDERS = [p.value for p in ProviderName]
-CURRENCY = {"smartpay": "JPY", "jpmmps": "EUR", "flitt": "GEL", "clearpay": "GBP"}
-WINDOW = {"smartpay": 7, "jpmmps": 5, "flitt": 5, "clearpay": 13}  # days, the defaults
+CURRENCY = {d.name: d.default_currency for d in dialects()}  # the sandbox's defaults
+WINDOW = {s.name.value: s.rules.window.days for s in registry.specs()}  # days, the defaults
 AMOUNT = 10_000  # the sandbox's auto-created order amount
 NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
 # The audit chain's MAC key (watchdog.anchor): a throwaway PostgreSQL database has no file to
@@ -203,7 +205,7 @@ def authorization_rows(n: int, *, finished: float = 0.0, due: float = 1.0, start
     critical yet); order ids are numeric (Clearpay), unique per provider."""
     done_every = round(1 / finished) if 0 < finished < 1 else 0
     for i in range(start, start + n):
-        provider = PROVIDERS[i % 4]
+        provider = PROVIDERS[i % len(PROVIDERS)]
         bucket = (i * 7919) % 10_000  # spread the kinds over the id range
         if bucket < due * 10_000:
             deadline = NOW + dt.timedelta(hours=20, seconds=i % 3600)

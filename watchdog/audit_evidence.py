@@ -15,34 +15,14 @@ import hashlib
 import json
 from typing import Any
 
-from watchdog.domain import ProviderName
+from watchdog.providers import registry
 
-# Keys kept from each provider's answers (and the error bodies and transport notes every
-# adapter records). A key listed here is kept wherever it appears; its value is kept if it is
-# a number, a boolean, a short string, or a dict/list filtered the same way.
+# Keys kept from every provider's answers: the error bodies and transport notes every
+# adapter records, plus each provider's own ``SPEC.evidence_keys``. A key listed here is
+# kept wherever it appears; its value is kept if it is a number, a boolean, a short
+# string, or a dict/list filtered the same way.
 COMMON = frozenset({"exception", "error_code", "errorCode", "errorId", "code", "status",
                     "httpStatusCode", "currency", "amount"})
-ALLOWED: dict[ProviderName, frozenset[str]] = {
-    ProviderName.CLEARPAY: COMMON | {
-        "id", "token", "paymentState", "originalAmount", "openToCaptureAmount", "created",
-        "expires", "events", "type", "refunds", "refundId", "refundedAt", "requestId",
-    },
-    ProviderName.SMARTPAY: COMMON | {
-        "id", "object", "captureMethod", "expiresAt", "payments", "createdAt", "updatedAt",
-        "order", "cancelRemainder",
-    },
-    ProviderName.JPMMPS: COMMON | {
-        "reconciliationReferenceId", "paymentStatus", "creationDate", "lastStatusDate",
-        "transactionOverview", "transactionId", "currencyCode", "modifications",
-        "modificationId", "modificationData",
-    },
-    ProviderName.FLITT: COMMON | {
-        "response", "order_id", "merchant_id", "order_status", "actual_amount",
-        "reversal_amount", "settlement_amount", "preauth", "tran_type", "payment_id",
-        "order_time", "response_status", "response_code", "capture_status", "capture_amount",
-        "reverse_id", "reverse_status",
-    },
-}
 MAX_STRING = 128
 MAX_ITEMS = 20
 MAX_BYTES = 2048
@@ -77,7 +57,7 @@ def evidence(provider: str, raw: Any) -> dict[str, Any]:
     text = raw if isinstance(raw, str) else json.dumps(raw, sort_keys=True,
                                                         separators=(",", ":"), default=str)
     try:
-        allowed = ALLOWED[ProviderName(provider)]
+        allowed = COMMON | registry.spec(provider).evidence_keys
     except ValueError:
         allowed = COMMON
     kept = None if isinstance(raw, str) else _keep(raw, allowed)  # free text: digest only

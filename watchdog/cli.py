@@ -25,7 +25,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from watchdog import __version__, audit, service
 from watchdog.clock import SYSTEM_CLOCK
 from watchdog.config import Config, load_config
-from watchdog.domain import InstructionKind
+from watchdog.domain import InstructionKind, ProviderName
 from watchdog.durations import parse_duration
 from watchdog.errors import ValidationError, WatchdogError
 from watchdog.logs import setup_logging
@@ -309,9 +309,26 @@ def db_current(ctx: Ctx) -> None:
 # ---------------------------------------------------------------- registering
 
 
+class ProviderChoice(click.Choice[str]):
+    """The registered providers, read when an option is parsed rather than when this module
+    is imported (the registry is the only list of them)."""
+
+    def __init__(self) -> None:
+        super().__init__(())
+
+    @property
+    def choices(self) -> tuple[str, ...]:
+        """Every registered provider name."""
+        return tuple(p.value for p in ProviderName)
+
+    @choices.setter
+    def choices(self, value: object) -> None:
+        """Ignored: the registry decides."""
+
+
 @main.command("add")
 @click.option(
-    "--provider", required=True, type=click.Choice(["smartpay", "jpmmps", "flitt", "clearpay"])
+    "--provider", required=True, type=ProviderChoice()
 )
 @click.option("--order-id", required=True, help="The provider's id for the authorization.")
 @click.option("--amount", required=True, help="Integer minor units (JPY 5000, GBP 18.20 -> 1820).")

@@ -13,7 +13,7 @@ import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from watchdog.alerts.settings import (
@@ -25,8 +25,10 @@ from watchdog.alerts.settings import (
 from watchdog.domain import OnDeadline, ProviderName
 from watchdog.durations import parse_duration
 from watchdog.errors import ConfigError
-from watchdog.providers.base import DEFAULT_RULES
-from watchdog.secrets import PROVIDER_SECRET_VARIABLES, Secret, read_secret
+from watchdog.secrets import Secret, read_secret
+
+if TYPE_CHECKING:
+    from watchdog.providers.spec import ProviderSpec
 
 DEFAULT_CONFIG_FILE = "watchdog.toml"
 DEFAULT_USER_AGENT = "expiry-watchdog/0.1"
@@ -140,20 +142,6 @@ class Config:
         return ZoneInfo(self.timezone)
 
 
-_DEFAULT_BASE_URLS: dict[ProviderName, str | None] = {
-    ProviderName.SMARTPAY: "https://api.smartpay.co/v1",
-    ProviderName.JPMMPS: None,  # handed out with the credentials
-    ProviderName.FLITT: "https://pay.flitt.com/api",
-    ProviderName.CLEARPAY: "https://global-api.afterpay.com",
-}
-# (connect, read) seconds: JPMMPS asks for >= 90 s, Clearpay for 10 s / 70 s.
-_DEFAULT_TIMEOUTS: dict[ProviderName, tuple[float, float]] = {
-    ProviderName.SMARTPAY: (10.0, 30.0),
-    ProviderName.JPMMPS: (10.0, 90.0),
-    ProviderName.FLITT: (10.0, 30.0),
-    ProviderName.CLEARPAY: (10.0, 70.0),
-}
-
 _POLICY_DURATIONS = (
     "alert_lead", "capture_lead", "critical_lead", "safety_margin", "sync_interval",
 )
@@ -197,6 +185,8 @@ def load_config(
 
 def parse_config(data: Mapping[str, Any], environ: Mapping[str, str] | None = None) -> Config:
     """Validate a parsed TOML document into a Config."""
+    from watchdog.providers import registry  # the provider modules import this one
+
     env = os.environ if environ is None else environ
     _only_keys(data, _TOP_LEVEL, "")
     database = _table(data, "database")
@@ -215,10 +205,11 @@ def parse_config(data: Mapping[str, Any], environ: Mapping[str, str] | None = No
     scheduler = _scheduler(_table(data, "scheduler"))
     api = _api(_table(data, "api"))
     providers_table = _table(data, "providers")
-    _only_keys(providers_table, {p.value for p in ProviderName}, "providers")
+    specs = registry.specs()
+    _only_keys(providers_table, {s.name.value for s in specs}, "providers")
     providers = {
-        name: _provider(name, _table(providers_table, name.value, "providers"), policy, env)
-        for name in ProviderName
+        s.name: _provider(s, _table(providers_table, s.name.value, "providers"), policy, env)
+        for s in specs
     }
     config = Config(
         database_url=url, policy=policy, scheduler=scheduler, api=api, timezone=timezone,
@@ -257,9 +248,10 @@ def _register_secrets(config: Config) -> None:
 
 
 def _provider(
-    name: ProviderName, table: Mapping[str, Any], base_policy: PolicySettings,
+    spec: ProviderSpec, table: Mapping[str, Any], base_policy: PolicySettings,
     env: Mapping[str, str],
 ) -> ProviderSettings:
+    name = spec.name
     where = f"providers.{name}"
     policy_keys = {"on_deadline", *_POLICY_DURATIONS, *_GUARD_RAILS}
     allowed = {
@@ -267,11 +259,11 @@ def _provider(
         "retry_attempts", "retry_backoff", "enabled", "user_agent", "origin", *policy_keys,
     }
     _only_keys(table, allowed, where)
-    connect, read = _DEFAULT_TIMEOUTS[name]
-    window = _duration(table, "window", where, DEFAULT_RULES[name].window)
+    connect, read = spec.connect_timeout, spec.read_timeout
+    window = _duration(table, "window", where, spec.rules.window)
     if window <= dt.timedelta(0):
         raise ConfigError(f"{where}.window: must be positive")
-    base_url = table.get("base_url", _DEFAULT_BASE_URLS[name])
+    base_url = table.get("base_url", spec.default_base_url)
     if base_url is not None and (
         not isinstance(base_url, str) or not base_url.startswith(("http://", "https://"))
     ):
@@ -283,7 +275,7 @@ def _provider(
             "loopback only)")
     credentials = {
         var: secret
-        for var in PROVIDER_SECRET_VARIABLES[name]
+        for var in spec.secret_variables
         if (secret := read_secret(var, env)) is not None
     }
     origin = table.get("origin")

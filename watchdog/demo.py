@@ -23,41 +23,15 @@ from watchdog.models import Alert, Authorization
 from watchdog.money import format_money
 from watchdog.private import PRIVATE_DIR, write_private
 from watchdog.sandbox.credentials import SANDBOX_ENV
+from watchdog.sandbox.dialect import dialects
 from watchdog.sandbox.server import SandboxServer
 from watchdog.scheduler import Daemon
 
-# (provider, order id, amount, currency, age, extra fields)
-SCENARIO: list[tuple[str, str, int, str, dt.timedelta, dict[str, object]]] = [
-    ("smartpay", "order_demo_jp_1", 12800, "JPY", dt.timedelta(days=6, hours=2), {}),
-    ("smartpay", "order_demo_jp_2", 5000, "JPY", dt.timedelta(days=1), {}),
-    ("jpmmps", "demo-jpm-0001", 18250, "EUR", dt.timedelta(days=4, hours=6), {}),
-    (
-        "jpmmps",
-        "demo-jpm-0002",
-        9900,
-        "EUR",
-        dt.timedelta(days=3, hours=12),
-        {"on_deadline": "alert"},
-    ),
-    (
-        "flitt",
-        "demo_flitt_1",
-        25000,
-        "GEL",
-        dt.timedelta(days=4, hours=3),
-        {"on_deadline": "cancel"},
-    ),
-    ("flitt", "demo_flitt_2", 4000, "GEL", dt.timedelta(hours=3), {}),
-    (
-        "clearpay",
-        "400000001",
-        4599,
-        "GBP",
-        dt.timedelta(days=12, hours=4),
-        {"capture_amount": 3000},
-    ),
-    ("clearpay", "400000002", 12000, "GBP", dt.timedelta(days=2), {}),
-]
+
+def scenario() -> list[tuple[str, str, int, str, dt.timedelta, dict[str, object]]]:
+    """Every order the demo registers, provider by provider (each dialect's ``demo_orders``):
+    (provider, order id, amount, currency, age, extra fields)."""
+    return [(d.name, *order) for d in dialects() for order in d.demo_orders]
 
 
 def _write_config(workdir: Path, base_urls: dict[str, str]) -> Path:
@@ -101,7 +75,8 @@ def run_demo(workdir: Path, passes: int) -> None:
         migrate.upgrade(engine)
         click.echo(f"sandbox listening on {sandbox.url}; database {workdir / 'watchdog.db'}")
         now = dt.datetime.now(dt.UTC).replace(microsecond=0)
-        for provider, order_id, amount, currency, age, extra in SCENARIO:
+        orders = scenario()
+        for provider, order_id, amount, currency, age, extra in orders:
             authorized_at = now - age
             sandbox.create_order(provider, order_id, amount, currency, authorized_at=authorized_at)
             service.register(
@@ -118,7 +93,7 @@ def run_demo(workdir: Path, passes: int) -> None:
                 },
                 actor="demo",
             )
-        click.echo(f"registered {len(SCENARIO)} authorizations; the plan for the next 72h:")
+        click.echo(f"registered {len(orders)} authorizations; the plan for the next 72h:")
         entries, _ = service.plan_view(engine, config, dt.timedelta(hours=72))
         for e in entries[:20]:
             click.echo(

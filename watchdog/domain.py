@@ -4,16 +4,101 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 
-class ProviderName(enum.StrEnum):
-    """The providers the watchdog speaks to."""
+class _ProviderNames(type):
+    """Lets ``ProviderName`` read like the enum it was: ``ProviderName.CLEARPAY``, iteration,
+    ``len`` and ``in``, all answered by the provider registry (``watchdog.providers.registry``)."""
 
-    SMARTPAY = "smartpay"
-    JPMMPS = "jpmmps"
-    FLITT = "flitt"
-    CLEARPAY = "clearpay"
+    def __getattr__(cls, attr: str) -> ProviderName:
+        if attr.isupper():
+            found = _registered().get(attr.lower())
+            if found is not None:
+                return found
+        raise AttributeError(f"type object 'ProviderName' has no attribute {attr!r}")
+
+    def __iter__(cls) -> Iterator[ProviderName]:
+        return iter(tuple(_registered().values()))
+
+    def __len__(cls) -> int:
+        return len(_registered())
+
+    def __contains__(cls, value: object) -> bool:
+        return isinstance(value, str) and value in _registered()
+
+    def __getitem__(cls, key: int | str) -> ProviderName:
+        """By position (an ordered collection, as Hypothesis samples it) or, as an enum, by
+        attribute name (``ProviderName["CLEARPAY"]``)."""
+        if isinstance(key, str):
+            found = _registered().get(key.lower()) if key.isupper() else None
+            if found is None:
+                raise KeyError(key)
+            return found
+        return tuple(_registered().values())[key]
+
+
+Sequence.register(_ProviderNames)  # ``ProviderName`` is an ordered collection of names
+
+
+class ProviderName(str, metaclass=_ProviderNames):
+    """The name of a provider the watchdog speaks to: a string the registry knows.
+
+    Which names exist is the registry's business (one ``SPEC`` per provider module), so a
+    new provider never edits this file. ``ProviderName("bogus")`` raises ValueError as the
+    enum did; a name the registry knows is always the same object, so ``is`` compares.
+    """
+
+    __slots__ = ()
+
+    def __new__(cls, value: object) -> ProviderName:
+        """The registered name equal to ``value``; ValueError when there is none."""
+        found = _registered().get(value) if isinstance(value, str) else None
+        if found is None:
+            raise ValueError(f"{value!r} is not a valid ProviderName")
+        return found
+
+    @classmethod
+    def declare(cls, value: str) -> ProviderName:
+        """The name a provider module gives itself (its ``SPEC`` makes it registered)."""
+        return str.__new__(cls, value)
+
+    @property
+    def value(self) -> str:
+        """The plain string, as the enum's ``.value`` was."""
+        return str.__str__(self)
+
+    @property
+    def name(self) -> str:
+        """The attribute spelling, ``CLEARPAY``."""
+        return self.value.upper()
+
+    def __repr__(self) -> str:
+        return f"<ProviderName.{self.name}: {self.value!r}>"
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (ProviderName, (self.value,))
+
+    @classmethod
+    def __get_pydantic_core_schema__(cls, source: Any, handler: Any) -> Any:
+        """Validated (and shown in the OpenAPI document) as the enum of registered names."""
+        from pydantic_core import core_schema
+
+        choices = enum.StrEnum(  # type: ignore[misc]
+            "ProviderName", {name.upper(): name for name in _registered()})
+        return core_schema.no_info_after_validator_function(
+            lambda member: ProviderName(member.value), handler.generate_schema(choices),
+            serialization=core_schema.plain_serializer_function_ser_schema(str),
+        )
+
+
+def _registered() -> Mapping[str, ProviderName]:
+    """Every registered provider name, in the registry's order (loads it on first use)."""
+    from watchdog.providers.registry import registered_names
+
+    return registered_names()
 
 
 class State(enum.StrEnum):

@@ -10,10 +10,11 @@ from watchdog import controls, store
 from watchdog.clock import SYSTEM_CLOCK, Clock
 from watchdog.config import Config
 from watchdog.db import transaction
-from watchdog.domain import DeadlineSource, OnDeadline, ProviderName
+from watchdog.domain import DeadlineSource, OnDeadline
 from watchdog.durations import format_duration
 from watchdog.money import format_money
 from watchdog.policy import capture_target, effective_on_deadline, open_amount, plan, timeline
+from watchdog.providers import registry
 from watchdog.providers.truth import meaning_of
 
 _SOURCE_TEXT = {
@@ -21,21 +22,6 @@ _SOURCE_TEXT = {
     DeadlineSource.EXPLICIT: "the explicit expires_at given at registration",
     DeadlineSource.PROVIDER_WINDOW: "authorized_at plus the configured provider window",
 }
-_RULES_TEXT = {
-    ProviderName.SMARTPAY: "several partial captures allowed with cancelRemainder=manual; the "
-    "deadline capture uses cancelRemainder=automatic, which releases the rest; 7-day window, "
-    "the order's expiresAt wins when earlier",
-    ProviderName.JPMMPS: "one capture only; a partial capture releases the remainder; window "
-    "set per merchant (default 5 days), not shown by the API",
-    ProviderName.FLITT: "one capture only (pre-auth hold); a partial capture returns the rest "
-    "to the card; a cancel reverses the full held amount; hold window not documented "
-    "(default 5 days)",
-    ProviderName.CLEARPAY: "several partial captures until openToCaptureAmount is 0, minimum "
-    "1.00; the remainder is voided after the final capture; 13-day window, the AUTH_APPROVED "
-    "event's expires wins when earlier",
-}
-
-
 def explain(
     engine: Engine, config: Config, authorization_id: int, clock: Clock = SYSTEM_CLOCK
 ) -> list[str]:
@@ -92,7 +78,7 @@ def explain(
         f"  critical at {when(tl.critical_at)}",
         f"  nothing is sent after {when(tl.guard_at)}",
         f"at the deadline: {on_deadline} (from {why_action})",
-        f"provider rules ({provider}): {_RULES_TEXT[provider]}",
+        f"provider rules ({provider}): {registry.spec(provider).explain}",
         f"  open amount now {format_money(open_amount(snap, rules), row.currency)}; a deadline "
         f"capture would take {format_money(capture_target(snap, rules), row.currency)}",
     ]

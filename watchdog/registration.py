@@ -13,6 +13,7 @@ import pendulum
 from watchdog.domain import OnDeadline, ProviderName
 from watchdog.errors import ValidationError
 from watchdog.money import CurrencyError, exponent, format_money
+from watchdog.providers import registry
 from watchdog.text import printable
 
 FIELDS = (
@@ -114,8 +115,9 @@ def validate_record(data: Mapping[str, Any]) -> NewAuthorization:
     order_id = str(data["order_id"]).strip()
     if not _ORDER_ID.fullmatch(order_id):
         raise ValidationError("order_id", "must be 1-64 characters of letters, digits, _ . : -")
-    if provider is ProviderName.JPMMPS and len(order_id) > 36:
-        raise ValidationError("order_id", "a JPMMPS transactionId has at most 36 characters")
+    problem = registry.spec(provider).order_id_problem(order_id)
+    if problem is not None:
+        raise ValidationError("order_id", problem)
     currency = str(data["currency"]).strip()
     if currency != currency.upper() or len(currency) != 3:
         raise ValidationError("currency", f"{currency!r} is not an upper-case ISO 4217 code")

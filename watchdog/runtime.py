@@ -16,12 +16,11 @@ from watchdog.audit import process_actor
 from watchdog.clock import SYSTEM_CLOCK, Clock
 from watchdog.config import Config
 from watchdog.domain import ProviderName
-from watchdog.errors import ConfigError, WatchdogError
+from watchdog.errors import WatchdogError
 from watchdog.metrics import MeteredAdapter
+from watchdog.providers import registry
 from watchdog.providers.base import ProviderAdapter
 from watchdog.providers.http import make_http_client
-from watchdog.providers.limits import LimitedAdapter
-from watchdog.providers.registry import build_adapter
 from watchdog.scan import Scanner
 from watchdog.workers import Heartbeat
 
@@ -35,24 +34,10 @@ class SchemaNotCurrent(WatchdogError):
 def configured_adapters(
     config: Config, client: httpx.AsyncClient
 ) -> tuple[dict[ProviderName, ProviderAdapter], dict[ProviderName, str]]:
-    """Adapters for every usable provider, and why each other one is unusable."""
-    adapters: dict[ProviderName, ProviderAdapter] = {}
-    problems: dict[ProviderName, str] = {}
-    for name, settings in config.providers.items():
-        if not settings.enabled:
-            problems[name] = "disabled in the configuration"
-            continue
-        if not settings.base_url:
-            problems[name] = f"providers.{name}.base_url is not set"
-            continue
-        try:
-            adapter = build_adapter(settings, client)
-        except ConfigError as exc:
-            problems[name] = str(exc)
-            continue
-        adapters[name] = MeteredAdapter(
-            LimitedAdapter(adapter, settings.max_concurrency, settings.rate_limit))
-    return adapters, problems
+    """The registry's adapters for every usable provider, metered; and why each other one
+    is unusable (``registry.configured_adapters`` builds them)."""
+    adapters, problems = registry.configured_adapters(config, client)
+    return {name: MeteredAdapter(adapter) for name, adapter in adapters.items()}, problems
 
 
 def require_schema(engine: Engine) -> None:

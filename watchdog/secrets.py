@@ -37,15 +37,6 @@ class Secret:
         return bool(self._value)
 
 
-# The environment variable (and systemd credential file name) of each provider secret.
-PROVIDER_SECRET_VARIABLES: dict[str, tuple[str, ...]] = {
-    "smartpay": ("WATCHDOG_SMARTPAY_SECRET_KEY",),
-    "jpmmps": ("WATCHDOG_JPMMPS_MERCHANT_KEY", "WATCHDOG_JPMMPS_AUTHENTICATION_KEY"),
-    "flitt": ("WATCHDOG_FLITT_MERCHANT_ID", "WATCHDOG_FLITT_SECRET_KEY"),
-    "clearpay": ("WATCHDOG_CLEARPAY_MERCHANT_ID", "WATCHDOG_CLEARPAY_SECRET_KEY"),
-}
-
-
 def read_secret(name: str, environ: Mapping[str, str] | None = None) -> Secret | None:
     """Look ``name`` up in the environment, then in ``$CREDENTIALS_DIRECTORY/name`` (systemd)."""
     env = os.environ if environ is None else environ

@@ -29,24 +29,14 @@ from watchdog.domain import (
 from watchdog.errors import ConflictError, NotFoundError, TransitionError
 from watchdog.models import Authorization, Worker
 from watchdog.policy import plan, timeline
-from watchdog.providers.base import DEFAULT_RULES, ProviderRules
+from watchdog.providers import registry
+from watchdog.providers.base import ProviderRules
 from watchdog.registration import NewAuthorization
 
 
 def rules_for(config: Config, provider: ProviderName) -> ProviderRules:
-    """The provider's capture rules with the configured window."""
-    base = DEFAULT_RULES[provider]
-    settings = config.providers.get(provider)
-    if settings is None:
-        return base
-    return ProviderRules(
-        name=base.name,
-        window=settings.window,
-        multiple_captures=base.multiple_captures,
-        partial_releases_remainder=base.partial_releases_remainder,
-        reports_expiry=base.reports_expiry,
-        min_capture_amount=base.min_capture_amount,
-    )
+    """The provider's capture rules with the configured window (the registry's)."""
+    return registry.rules(provider, config.providers.get(provider))
 
 
 def snapshot(row: Authorization) -> AuthorizationSnapshot:

@@ -21,7 +21,7 @@ from watchdog import service
 from watchdog.db import transaction
 from watchdog.domain import ProviderName
 from watchdog.models import AuditRow
-from watchdog.providers.signing import flitt_signature
+from watchdog.providers.flitt.signing import flitt_signature
 from watchdog.sandbox.credentials import SANDBOX_ENV
 from watchdog.sandbox.server import SandboxServer
 from watchdog.scan import Scanner

@@ -15,6 +15,8 @@ from typing import Any
 
 import pytest
 
+from watchdog.domain import ProviderName
+
 REPO = Path(__file__).resolve().parents[2]
 DEPLOY = REPO / "deploy"
 UNITS = DEPLOY / "systemd"
@@ -50,7 +52,7 @@ def run(args: list[str | Path], timeout: float = 60, **kwargs: Any) -> subproces
     )
 
 
-PROVIDERS = ("smartpay", "jpmmps", "flitt", "clearpay")
+PROVIDERS = tuple(p.value for p in ProviderName)  # the registry's
 
 
 def clean_env(**extra: str) -> dict[str, str]:

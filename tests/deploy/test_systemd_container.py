@@ -35,8 +35,8 @@ from tests.deploy.container import (
     wheelhouse,
 )
 from tests.deploy.helpers import REPO
-from watchdog.sandbox.credentials import SMARTPAY_SECRET_KEY
 from watchdog.sandbox.server import SandboxServer
+from watchdog.sandbox.smartpay import SMARTPAY_SECRET_KEY
 from watchdog.schema import HEAD_REVISION
 
 pytestmark = pytest.mark.slow

@@ -27,13 +27,13 @@ import httpx
 import pytest
 
 from tests.support.postgres import PostgresServer, free_port
+from watchdog.providers import registry
 from watchdog.sandbox.server import SandboxServer
-from watchdog.secrets import PROVIDER_SECRET_VARIABLES
 
 DB_PASSWORD = "Db@Pw/Zq7%xK"  # '@', '/' and '%' must be escaped in a URL
 PROVIDER_KEYS = {
     variable: f"PROVKEY-{variable.rsplit('_', 2)[-2]}-{i}q83jdZ"
-    for i, variable in enumerate(v for vs in PROVIDER_SECRET_VARIABLES.values() for v in vs)
+    for i, variable in enumerate(v for s in registry.specs() for v in s.secret_variables)
 }
 DEAD = f"http://127.0.0.1:{free_port()}"
 SINK_SECRETS = {

@@ -12,16 +12,15 @@ import httpx
 
 from watchdog.config import ProviderSettings
 from watchdog.domain import ProviderName
+from watchdog.providers import registry
 from watchdog.providers.base import AuthRef, ProviderAdapter
-from watchdog.providers.clearpay import ClearpayAdapter
-from watchdog.providers.flitt import FlittAdapter
-from watchdog.providers.jpmmps import JpmmpsAdapter
-from watchdog.providers.smartpay import SmartpayAdapter
 from watchdog.secrets import Secret
 
 T = TypeVar("T")
 
-SECRETS: dict[str, str] = {
+# Known fake secrets (wire tests check their encodings); a provider not listed here gets
+# "<variable>-UNIT" for each of its SPEC.secret_variables.
+_KNOWN_SECRETS: dict[str, str] = {
     "WATCHDOG_SMARTPAY_SECRET_KEY": "sk_test_Zq8vUNIT-smartpay-key",
     "WATCHDOG_JPMMPS_MERCHANT_KEY": "merchant-UNIT-jpm-7731",
     "WATCHDOG_JPMMPS_AUTHENTICATION_KEY": "authkey-UNIT-jpm-9942",
@@ -30,18 +29,19 @@ SECRETS: dict[str, str] = {
     "WATCHDOG_CLEARPAY_MERCHANT_ID": "3304455",
     "WATCHDOG_CLEARPAY_SECRET_KEY": "clearpay-UNIT-secret-8812",
 }
-BASE_URLS = {
-    ProviderName.SMARTPAY: "https://api.smartpay.test/v1",
-    ProviderName.JPMMPS: "https://jpmmps.test/api",
-    ProviderName.FLITT: "https://pay.flitt.test/api",
-    ProviderName.CLEARPAY: "https://clearpay.test",
+SECRETS: dict[str, str] = {
+    variable: _KNOWN_SECRETS.get(variable, f"{variable.lower()}-UNIT")
+    for spec in registry.specs() for variable in spec.secret_variables
 }
-CLASSES: dict[ProviderName, type[Any]] = {
-    ProviderName.SMARTPAY: SmartpayAdapter,
-    ProviderName.JPMMPS: JpmmpsAdapter,
-    ProviderName.FLITT: FlittAdapter,
-    ProviderName.CLEARPAY: ClearpayAdapter,
+# Hosts the wire tests name; any other provider is served at https://<name>.test.
+_KNOWN_BASE_URLS = {
+    "smartpay": "https://api.smartpay.test/v1",
+    "jpmmps": "https://jpmmps.test/api",
+    "flitt": "https://pay.flitt.test/api",
+    "clearpay": "https://clearpay.test",
 }
+BASE_URLS = {p: _KNOWN_BASE_URLS.get(p.value, f"https://{p}.test") for p in ProviderName}
+CLASSES: dict[ProviderName, Any] = {s.name: s.adapter for s in registry.specs()}
 ALL = list(ProviderName)
 NOW = dt.datetime(2025, 3, 1, 12, 0, tzinfo=dt.UTC)
 
@@ -56,7 +56,8 @@ def settings_for(
     **overrides: Any,
 ) -> ProviderSettings:
     values = SECRETS if secrets is None else secrets
-    creds = {k: Secret(v) for k, v in values.items() if k.startswith(f"WATCHDOG_{name.upper()}_")}
+    wanted = registry.spec(name).secret_variables
+    creds = {k: Secret(v) for k, v in values.items() if k in wanted}
     fields: dict[str, Any] = {
         "name": name, "base_url": base_url or BASE_URLS[name], "window": dt.timedelta(days=5),
         "connect_timeout": 3.0, "read_timeout": 7.0, "user_agent": "expiry-watchdog/test",

@@ -14,15 +14,17 @@ import pytest
 from provider_helpers import ALL, CLASSES, run, settings_for
 
 from watchdog.domain import ProviderName
+from watchdog.providers import registry
 from watchdog.providers.base import AuthRef, Outcome, ProviderResult, ProviderState
 from watchdog.providers.http import make_http_client
 
 sandbox = pytest.importorskip("watchdog.sandbox.server")
 credentials = pytest.importorskip("watchdog.sandbox.credentials")
 
-CURRENCY = {ProviderName.SMARTPAY: "JPY", ProviderName.JPMMPS: "EUR",
-            ProviderName.FLITT: "GEL", ProviderName.CLEARPAY: "GBP"}
-MULTI_CAPTURE = {ProviderName.SMARTPAY, ProviderName.CLEARPAY}
+dialect = pytest.importorskip("watchdog.sandbox.dialect")
+
+CURRENCY = {p: dialect.dialect(p.value).default_currency for p in ALL}
+MULTI_CAPTURE = {p for p in ALL if registry.rules(p).multiple_captures}
 _ids = itertools.count(1)
 
 
@@ -39,8 +41,9 @@ def provider(request: pytest.FixtureRequest, server: Any) -> ProviderName:
 
 
 def _order(server: Any, provider: ProviderName, amount: int = 10000, **kw: Any) -> AuthRef:
-    order_id = f"{next(_ids)}{provider.value[:2]}" if provider is not ProviderName.CLEARPAY else (
-        str(400000 + next(_ids)))
+    order_id = f"{next(_ids)}{provider.value[:2]}"
+    if dialect.dialect(provider.value).order_id_problem(order_id):
+        order_id = str(400000 + next(_ids))  # a provider with numeric ids
     server.create_order(provider=provider.value, order_id=order_id, amount=amount,
                         currency=CURRENCY[provider],
                         authorized_at=kw.pop("authorized_at", server.now()), **kw)

@@ -14,7 +14,7 @@ from watchdog.domain import ProviderName
 from watchdog.providers.base import Outcome, ProviderResult
 from watchdog.providers.http import make_http_client
 from watchdog.providers.limits import LimitedAdapter, TokenBucket
-from watchdog.providers.registry import build_adapter, build_adapters
+from watchdog.providers.registry import build_adapter, configured_adapters
 from watchdog.providers.retry import backoff_delay, with_retries
 
 
@@ -152,7 +152,7 @@ def test_registry_builds_limited_adapters_for_enabled_providers() -> None:
         async with make_http_client() as client:
             assert build_adapter(providers[ProviderName.SMARTPAY], client).name is (
                 ProviderName.SMARTPAY)
-            return build_adapters(Config(providers=providers), client)
+            return configured_adapters(Config(providers=providers), client)[0]
 
     adapters = run(scenario())
     assert set(adapters) == {ProviderName.SMARTPAY, ProviderName.CLEARPAY}

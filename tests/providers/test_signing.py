@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 
-from watchdog.providers.signing import (
+from watchdog.providers.flitt.signing import (
     flitt_signature,
     flitt_signature_string,
     verify_flitt_signature,

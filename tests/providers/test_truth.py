@@ -12,7 +12,7 @@ from watchdog.domain import ActionKind, ProviderName, State
 from watchdog.providers.base import Outcome, ProviderResult, ProviderSnapshot, ProviderState
 from watchdog.providers.truth import MEANINGS, TABLES, Meaning, meaning_of
 from watchdog.reconcile import Verdict, confirmation, reconcile
-from watchdog.sandbox import clearpay, flitt, jpmmps, smartpay
+from watchdog.sandbox.dialect import dialect
 from watchdog.sandbox.state import SandboxState
 
 NOW = T0 + dt.timedelta(days=1)
@@ -88,16 +88,7 @@ def _sandbox_words() -> dict[ProviderName, set[str]]:
                 order.closed = order.canceled = True
             elif kind == "lapsed":
                 order.closed, order.lapsed_at = True, order.expires_at
-            if provider is ProviderName.SMARTPAY:
-                words[provider].add(smartpay.order_status(order))
-            elif provider is ProviderName.JPMMPS:
-                words[provider].add(jpmmps.payment_status(state, order))
-            elif provider is ProviderName.FLITT:
-                status, capture = flitt.order_status(order), flitt.capture_status(order)
-                words[provider].add(f"{status}/{capture}" if status == "approved" and capture
-                                    else status)
-            else:
-                words[provider].add(clearpay.payment_state(order))
+            words[provider].add(dialect(provider.value).truth_word(state, order))
     return words
 
 

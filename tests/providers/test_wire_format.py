@@ -15,8 +15,8 @@ from watchdog.domain import ProviderName
 from watchdog.providers.base import Outcome, ProviderState
 from watchdog.providers.clearpay import request_id
 from watchdog.providers.flitt import reverse_id
+from watchdog.providers.flitt.signing import flitt_signature
 from watchdog.providers.jpmmps import modification_id
-from watchdog.providers.signing import flitt_signature
 
 
 def _basic(user: str, password: str) -> str:

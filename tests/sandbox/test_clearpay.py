@@ -9,7 +9,7 @@ import httpx
 import pytest
 
 from watchdog.sandbox import SandboxServer
-from watchdog.sandbox.credentials import CLEARPAY_MERCHANT_ID, CLEARPAY_SECRET_KEY
+from watchdog.sandbox.clearpay import CLEARPAY_MERCHANT_ID, CLEARPAY_SECRET_KEY
 
 AUTH = (CLEARPAY_MERCHANT_ID, CLEARPAY_SECRET_KEY)
 ORDER = "400100200"

@@ -11,7 +11,8 @@ import httpx
 import pytest
 
 from watchdog.sandbox import SandboxServer
-from watchdog.sandbox.credentials import SANDBOX_ENV, SMARTPAY_SECRET_KEY
+from watchdog.sandbox.credentials import SANDBOX_ENV
+from watchdog.sandbox.smartpay import SMARTPAY_SECRET_KEY
 
 pytestmark = pytest.mark.wallclock
 

@@ -11,8 +11,7 @@ import httpx
 import pytest
 
 from watchdog.sandbox import SandboxServer
-from watchdog.sandbox.credentials import FLITT_MERCHANT_ID, FLITT_SECRET_KEY
-from watchdog.sandbox.flitt import sign, signature_string
+from watchdog.sandbox.flitt import FLITT_MERCHANT_ID, FLITT_SECRET_KEY, sign, signature_string
 
 ORDER = "TestOrder2"
 

@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from watchdog.sandbox import SandboxServer
-from watchdog.sandbox.credentials import JPMMPS_AUTHENTICATION_KEY, JPMMPS_MERCHANT_KEY
+from watchdog.sandbox.jpmmps import JPMMPS_AUTHENTICATION_KEY, JPMMPS_MERCHANT_KEY
 
 AUTH = (JPMMPS_MERCHANT_KEY, JPMMPS_AUTHENTICATION_KEY)
 TX = "tx-0001"

@@ -8,7 +8,7 @@ import httpx
 import pytest
 
 from watchdog.sandbox import SandboxServer
-from watchdog.sandbox.credentials import SMARTPAY_SECRET_KEY
+from watchdog.sandbox.smartpay import SMARTPAY_SECRET_KEY
 
 pytestmark = pytest.mark.wallclock
 

@@ -8,7 +8,8 @@ from typing import Any
 
 from watchdog.config import PolicySettings
 from watchdog.domain import AuthorizationSnapshot, ProviderName, State
-from watchdog.providers.base import DEFAULT_RULES, ProviderRules
+from watchdog.providers import registry
+from watchdog.providers.base import ProviderRules
 
 T0 = dt.datetime(2026, 11, 20, 12, 0, tzinfo=dt.UTC)
 SECOND = dt.timedelta(seconds=1)
@@ -26,4 +27,4 @@ def snapshot(**overrides: Any) -> AuthorizationSnapshot:
 
 def rules(provider: ProviderName = ProviderName.SMARTPAY, **overrides: Any) -> ProviderRules:
     """The provider's default rules, with ``overrides``."""
-    return replace(DEFAULT_RULES[provider], **overrides)
+    return replace(registry.rules(provider), **overrides)

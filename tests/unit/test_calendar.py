@@ -9,9 +9,9 @@ import pytest
 from watchdog.config import ConfigError, parse_config
 from watchdog.domain import AuthorizationSnapshot, ProviderName, State
 from watchdog.policy import timeline
-from watchdog.providers.base import DEFAULT_RULES
+from watchdog.providers import registry
 
-RULES = DEFAULT_RULES[ProviderName.CLEARPAY]
+RULES = registry.rules(ProviderName.CLEARPAY)
 
 
 def _auth(authorized_at: dt.datetime) -> AuthorizationSnapshot:

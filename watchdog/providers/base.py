@@ -109,7 +109,7 @@ class ProviderResult:
 
 @dataclass(frozen=True, slots=True)
 class ProviderRules:
-    """A provider's capture rules, as the planner needs them."""
+    """A provider's capture rules, as the planner needs them (declared in its ``SPEC``)."""
 
     name: ProviderName
     window: dt.timedelta
@@ -145,36 +145,3 @@ class ProviderAdapter(Protocol):
     async def check(self) -> ProviderResult:
         """Verify credentials and reachability without moving money."""
         ...
-
-
-DEFAULT_RULES: dict[ProviderName, ProviderRules] = {
-    ProviderName.SMARTPAY: ProviderRules(
-        ProviderName.SMARTPAY,
-        dt.timedelta(days=7),
-        multiple_captures=True,
-        partial_releases_remainder=True,
-        reports_expiry=True,
-    ),
-    ProviderName.JPMMPS: ProviderRules(
-        ProviderName.JPMMPS,
-        dt.timedelta(days=5),
-        multiple_captures=False,
-        partial_releases_remainder=True,
-        reports_expiry=False,
-    ),
-    ProviderName.FLITT: ProviderRules(
-        ProviderName.FLITT,
-        dt.timedelta(days=5),
-        multiple_captures=False,
-        partial_releases_remainder=True,
-        reports_expiry=False,
-    ),
-    ProviderName.CLEARPAY: ProviderRules(
-        ProviderName.CLEARPAY,
-        dt.timedelta(days=13),
-        multiple_captures=True,
-        partial_releases_remainder=False,
-        reports_expiry=True,
-        min_capture_amount=100,
-    ),
-}

@@ -25,6 +25,7 @@ Decisions documented here:
 
 from __future__ import annotations
 
+import datetime as dt
 import uuid
 from typing import Any
 
@@ -34,6 +35,7 @@ from watchdog.providers.base import (
     AuthRef,
     Outcome,
     ProviderResult,
+    ProviderRules,
     ProviderSnapshot,
     ProviderState,
 )
@@ -47,7 +49,9 @@ from watchdog.providers.http import (
     minor_units,
     seg,
 )
+from watchdog.providers.spec import ProviderSpec
 
+NAME = ProviderName.declare("clearpay")
 MERCHANT_ID_ENV = "WATCHDOG_CLEARPAY_MERCHANT_ID"
 SECRET_KEY_ENV = "WATCHDOG_CLEARPAY_SECRET_KEY"  # noqa: S105 (a variable name, not a secret)
 REQUEST_ID_NAMESPACE = uuid.UUID("6f0d6f6e-3a1c-5b8e-9d7a-77617463686f")  # fixed forever
@@ -136,7 +140,7 @@ def cancel_result(ctx: CallContext, answer: Answer, snap: ProviderSnapshot) -> P
 class ClearpayAdapter(HttpAdapter):
     """Clearpay's v2 payments API (deferred flow)."""
 
-    provider = ProviderName.CLEARPAY
+    provider = NAME
     status_words = ("paymentState", "payment")
     check_currency = "GBP"
 
@@ -208,3 +212,25 @@ class ClearpayAdapter(HttpAdapter):
         return await self._call(ctx, "POST", f"/v2/payments/{seg(ref.order_id)}/void",
                                 lambda answer, snap: cancel_result(ctx, answer, snap),
                                 currency=ref.currency, body=body)
+
+
+SPEC = ProviderSpec(
+    name=NAME,
+    rank=40,
+    rules=ProviderRules(NAME, dt.timedelta(days=13), multiple_captures=True,
+                        partial_releases_remainder=False, reports_expiry=True,
+                        min_capture_amount=100),
+    default_base_url="https://global-api.afterpay.com",
+    connect_timeout=10.0,
+    read_timeout=70.0,  # Clearpay asks for 10 s / 70 s
+    secret_variables=(MERCHANT_ID_ENV, SECRET_KEY_ENV),
+    explain="several partial captures until openToCaptureAmount is 0, minimum 1.00; the "
+    "remainder is voided after the final capture; 13-day window, the AUTH_APPROVED event's "
+    "expires wins when earlier",
+    states=_STATES,
+    evidence_keys=frozenset({"id", "token", "paymentState", "originalAmount",
+                             "openToCaptureAmount", "created", "expires", "events", "type",
+                             "refunds", "refundId", "refundedAt", "requestId"}),
+    not_found_codes=frozenset({"not_found"}),
+    adapter=ClearpayAdapter,
+)

@@ -11,8 +11,8 @@ from collections import deque
 from dataclasses import dataclass, field
 
 from watchdog.domain import ProviderName
+from watchdog.providers import registry
 from watchdog.providers.base import (
-    DEFAULT_RULES,
     AuthRef,
     Outcome,
     ProviderResult,
@@ -37,10 +37,10 @@ class FakeProvider:
     """A provider that lives in a dict; faults are queued outcomes for the next calls."""
 
     def __init__(
-        self, name: ProviderName = ProviderName.CLEARPAY, rules: ProviderRules | None = None
+        self, name: ProviderName, rules: ProviderRules | None = None
     ) -> None:
         self._name = name
-        self._rules = rules or DEFAULT_RULES[name]
+        self._rules = rules or registry.rules(name)
         self.orders: dict[str, FakeOrder] = {}
         self.ledger: list[tuple[str, str, int]] = []
         self.faults: deque[Outcome] = deque()

@@ -28,6 +28,7 @@ Decisions documented here:
 
 from __future__ import annotations
 
+import datetime as dt
 import urllib.parse
 from typing import Any
 
@@ -37,6 +38,7 @@ from watchdog.providers.base import (
     AuthRef,
     Outcome,
     ProviderResult,
+    ProviderRules,
     ProviderSnapshot,
     ProviderState,
 )
@@ -50,7 +52,9 @@ from watchdog.providers.http import (
     minor_units,
     seg,
 )
+from watchdog.providers.spec import ProviderSpec
 
+NAME = ProviderName.declare("jpmmps")
 MERCHANT_KEY_ENV = "WATCHDOG_JPMMPS_MERCHANT_KEY"
 AUTH_KEY_ENV = "WATCHDOG_JPMMPS_AUTHENTICATION_KEY"
 MODIFICATION_ID_MAX = 64
@@ -218,7 +222,7 @@ def cancel_result(ctx: CallContext, answer: Answer, snap: ProviderSnapshot) -> P
 class JpmmpsAdapter(HttpAdapter):
     """JPMMPS SmartPay modification and status APIs."""
 
-    provider = ProviderName.JPMMPS
+    provider = NAME
     status_words = ("paymentStatus", "payment")
     check_currency = "EUR"
 
@@ -296,3 +300,35 @@ class JpmmpsAdapter(HttpAdapter):
         return await self._call(ctx, "POST", "/payment/cancel",
                                 lambda answer, snap: cancel_result(ctx, answer, snap),
                                 currency=ref.currency, body=body)
+
+TRANSACTION_ID_MAX = 36
+
+
+def order_id_problem(order_id: str) -> str | None:
+    """A JPMMPS transactionId has at most 36 characters."""
+    if len(order_id) > TRANSACTION_ID_MAX:
+        return f"a JPMMPS transactionId has at most {TRANSACTION_ID_MAX} characters"
+    return None
+
+
+SPEC = ProviderSpec(
+    name=NAME,
+    rank=20,
+    rules=ProviderRules(NAME, dt.timedelta(days=5), multiple_captures=False,
+                        partial_releases_remainder=True, reports_expiry=False),
+    default_base_url=None,  # handed out with the credentials
+    connect_timeout=10.0,
+    read_timeout=90.0,  # JPMMPS asks for >= 90 s
+    secret_variables=(MERCHANT_KEY_ENV, AUTH_KEY_ENV),
+    explain="one capture only; a partial capture releases the remainder; window set per "
+    "merchant (default 5 days), not shown by the API",
+    # Status names containing EXPIRED read as EXPIRED (see snapshot_from_payment).
+    states={**_STATES, "EXPIRED": ProviderState.EXPIRED},
+    evidence_keys=frozenset({"reconciliationReferenceId", "paymentStatus", "creationDate",
+                             "lastStatusDate", "transactionOverview", "transactionId",
+                             "currencyCode", "modifications", "modificationId",
+                             "modificationData"}),
+    not_found_codes=frozenset({"TRANSACTION_NOT_FOUND"}),
+    adapter=JpmmpsAdapter,
+    order_id_problem=order_id_problem,
+)

@@ -20,6 +20,7 @@ Decisions documented here:
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Any
 
 from watchdog.domain import ProviderName
@@ -27,6 +28,7 @@ from watchdog.providers.base import (
     AuthRef,
     Outcome,
     ProviderResult,
+    ProviderRules,
     ProviderSnapshot,
     ProviderState,
 )
@@ -38,7 +40,9 @@ from watchdog.providers.http import (
     ms_epoch_to_utc,
     seg,
 )
+from watchdog.providers.spec import ProviderSpec
 
+NAME = ProviderName.declare("smartpay")
 KEY_ENV = "WATCHDOG_SMARTPAY_SECRET_KEY"
 
 _STATES: dict[str, ProviderState] = {
@@ -121,7 +125,7 @@ def cancel_result(ctx: CallContext, answer: Answer, snap: ProviderSnapshot) -> P
 class SmartpayAdapter(HttpAdapter):
     """Smartpay's orders/payments API."""
 
-    provider = ProviderName.SMARTPAY
+    provider = NAME
     status_words = ("order status", "order")
 
     def _configure(self) -> None:
@@ -188,3 +192,23 @@ class SmartpayAdapter(HttpAdapter):
         return await self._call(ctx, "PUT", f"/orders/{seg(ref.order_id)}/cancellation",
                                 lambda answer, snap: cancel_result(ctx, answer, snap),
                                 currency=ref.currency, headers=self._headers(idempotency_key))
+
+
+SPEC = ProviderSpec(
+    name=NAME,
+    rank=10,
+    rules=ProviderRules(NAME, dt.timedelta(days=7), multiple_captures=True,
+                        partial_releases_remainder=True, reports_expiry=True),
+    default_base_url="https://api.smartpay.co/v1",
+    connect_timeout=10.0,
+    read_timeout=30.0,
+    secret_variables=(KEY_ENV,),
+    explain="several partial captures allowed with cancelRemainder=manual; the deadline "
+    "capture uses cancelRemainder=automatic, which releases the rest; 7-day window, the "
+    "order's expiresAt wins when earlier",
+    states=_STATES,
+    evidence_keys=frozenset({"id", "object", "captureMethod", "expiresAt", "payments",
+                             "createdAt", "updatedAt", "order", "cancelRemainder"}),
+    not_found_codes=frozenset({"order.not-found"}),
+    adapter=SmartpayAdapter,
+)

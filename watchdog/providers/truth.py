@@ -1,10 +1,11 @@
-"""Each provider's truth in one place: every status word it documents, what it means for
-us, and what the watchdog does when a status read shows it on an open authorization.
+"""Each provider's truth: every status word it documents, what it means for us, and what
+the watchdog does when a status read shows it on an open authorization.
 
-The tables are the adapters' own status maps (the adapters read them to normalise a
-status), so there is no second copy to drift; ``explain`` shows the row of a row's last
-provider status, and ``tests/providers/test_truth.py`` walks every row of every table
-through the reconciliation and checks that the in-repo sandbox speaks no word outside it.
+The tables live in each provider's ``SPEC.states`` and are the adapters' own status maps
+(the adapters read them to normalise a status), so there is no second copy to drift;
+``explain`` shows the row of a row's last provider status, and
+``tests/providers/test_truth.py`` walks every row of every table through the reconciliation
+and checks that the in-repo sandbox speaks no word outside it.
 """
 
 from __future__ import annotations
@@ -13,8 +14,8 @@ import enum
 from collections.abc import Mapping
 
 from watchdog.domain import ProviderName
-from watchdog.providers import clearpay, flitt, jpmmps, smartpay
 from watchdog.providers.base import ProviderState
+from watchdog.providers.registry import RegistryView
 
 
 class Meaning(enum.StrEnum):
@@ -40,19 +41,10 @@ MEANINGS: Mapping[ProviderState, Meaning] = {
     ProviderState.UNRECOGNISED: Meaning.UNKNOWN,
 }
 
-TABLES: Mapping[ProviderName, Mapping[str, ProviderState]] = {
-    ProviderName.SMARTPAY: smartpay._STATES,
-    ProviderName.JPMMPS: {**jpmmps._STATES, "EXPIRED": ProviderState.EXPIRED},
-    ProviderName.FLITT: {
-        **flitt._ORDER_STATES,
-        **{f"approved/{k}" if k else "approved": v
-           for k, v in flitt._CAPTURE_STATES.items()},
-        "approved/hold+capture_amount": ProviderState.CAPTURE_PENDING,
-    },
-    ProviderName.CLEARPAY: clearpay._STATES,
-}
-"""Every documented status word per provider and the normalised state it maps to (Flitt's
-``approved`` is read with its ``capture_status``; JPMMPS names containing ``EXPIRED``)."""
+TABLES: Mapping[ProviderName, Mapping[str, ProviderState]] = RegistryView(lambda s: s.states)
+"""Every documented status word per provider and the normalised state it maps to: each
+provider's ``SPEC.states`` (Flitt's ``approved`` is read with its ``capture_status``; JPMMPS
+names containing ``EXPIRED``)."""
 
 
 def meaning_of(provider: ProviderName, raw_state: str | None) -> str:

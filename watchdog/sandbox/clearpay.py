@@ -43,7 +43,7 @@ from typing import Any
 from aiohttp import web
 
 from watchdog.money import CurrencyError, from_major, to_major_string
-from watchdog.sandbox.credentials import CLEARPAY_MERCHANT_ID, CLEARPAY_SECRET_KEY
+from watchdog.sandbox.dialect import SandboxDialect
 from watchdog.sandbox.state import Order, SandboxState, iso
 from watchdog.sandbox.wire import (
     Reply,
@@ -53,6 +53,10 @@ from watchdog.sandbox.wire import (
     json_reply,
     parse_json,
 )
+
+#: The well-known test credentials the sandbox accepts (never real secrets).
+CLEARPAY_MERCHANT_ID = "100101"
+CLEARPAY_SECRET_KEY = "sandbox-clearpay-secret"
 
 REQUEST_ID_WINDOW = dt.timedelta(hours=24)
 
@@ -301,3 +305,26 @@ ROUTES: list[tuple[str, str, Route]] = [
      Route("clearpay", "cancel", void, _request_id, _conflict)),
     ("GET", "/clearpay/v2/payments/{order_id}", Route("clearpay", "status", status)),
 ]
+
+
+def _order_id_problem(order_id: str) -> str | None:
+    return None if order_id.isdigit() else "Clearpay order ids are numeric"
+
+
+DIALECT = SandboxDialect(
+    name="clearpay",
+    title_text="Clearpay",
+    rank=40,
+    mount="/clearpay",
+    routes=ROUTES,
+    provider_status=lambda state, order: payment_state(order),
+    default_window=dt.timedelta(days=13),
+    default_currency="GBP",
+    credentials={"WATCHDOG_CLEARPAY_MERCHANT_ID": CLEARPAY_MERCHANT_ID,
+                 "WATCHDOG_CLEARPAY_SECRET_KEY": CLEARPAY_SECRET_KEY},
+    order_id_problem=_order_id_problem,
+    demo_orders=(
+        ("400000001", 4599, "GBP", dt.timedelta(days=12, hours=4), {"capture_amount": 3000}),
+        ("400000002", 12000, "GBP", dt.timedelta(days=2), {}),
+    ),
+)

@@ -13,9 +13,9 @@ from typing import Any
 from aiohttp import web
 
 from watchdog.money import CURRENCY_EXPONENTS
-from watchdog.sandbox import clearpay, flitt, jpmmps, smartpay
+from watchdog.sandbox.dialect import dialect, names
 from watchdog.sandbox.faults import ERROR_STATUSES, FAULT_KINDS, HANG_APPLY, Fault
-from watchdog.sandbox.state import OPERATIONS, ORDER_STATES, PROVIDERS, Order, SandboxState, iso
+from watchdog.sandbox.state import OPERATIONS, ORDER_STATES, Order, SandboxState, iso
 
 
 class ControlError(ValueError):
@@ -68,13 +68,7 @@ def _choice(field: str, value: Any, choices: tuple[str, ...]) -> str:
 
 def provider_status(state: SandboxState, order: Order) -> str:
     """The status name the provider's own API shows for ``order``."""
-    if order.provider == "smartpay":
-        return smartpay.order_status(order)
-    if order.provider == "jpmmps":
-        return jpmmps.payment_status(state, order)
-    if order.provider == "flitt":
-        return flitt.order_status(order)
-    return clearpay.payment_state(order)
+    return dialect(order.provider).provider_status(state, order)
 
 
 def snapshot(state: SandboxState, order: Order) -> dict[str, Any]:
@@ -95,14 +89,13 @@ def create_order(state: SandboxState, payload: Any) -> Order:
     """Validate and store an order described by a control-API payload."""
     if not isinstance(payload, dict):
         raise ControlError("body", "must be a JSON object")
-    provider = _choice("provider", payload.get("provider"), PROVIDERS)
+    provider = _choice("provider", payload.get("provider"), names())
     order_id = payload.get("order_id")
     if not isinstance(order_id, str) or not order_id or "/" in order_id:
         raise ControlError("order_id", "must be a non-empty string without '/'")
-    if provider == "clearpay" and not order_id.isdigit():
-        raise ControlError("order_id", "Clearpay order ids are numeric")
-    if provider == "jpmmps" and len(order_id) > 36:
-        raise ControlError("order_id", "JPMMPS transaction ids are at most 36 characters")
+    problem = dialect(provider).order_id_problem(order_id)
+    if problem is not None:
+        raise ControlError("order_id", problem)
     amount = _int("amount", payload.get("amount"), minimum=1)
     currency = payload.get("currency")
     if currency not in CURRENCY_EXPONENTS:
@@ -132,7 +125,7 @@ def add_fault(state: SandboxState, payload: Any) -> Fault:
     """Validate and register a fault described by a control-API payload."""
     if not isinstance(payload, dict):
         raise ControlError("body", "must be a JSON object")
-    provider = _choice("provider", payload.get("provider", "*"), (*PROVIDERS, "*"))
+    provider = _choice("provider", payload.get("provider", "*"), (*names(), "*"))
     operation = _choice("operation", payload.get("operation", "*"), (*OPERATIONS, "*"))
     kind = _choice("kind", payload.get("kind"), FAULT_KINDS)
     count = _int("count", payload.get("count", 1), minimum=1)

@@ -1,21 +1,30 @@
-"""Well-known test credentials the in-repo sandbox accepts (never real secrets)."""
+"""Well-known test credentials the in-repo sandbox accepts (never real secrets).
+
+Each provider's live in its dialect module (``DIALECT.credentials``); ``SANDBOX_ENV`` is
+all of them, by the watchdog's variable name, ready for ``os.environ.update``.
+"""
 
 from __future__ import annotations
 
-SMARTPAY_SECRET_KEY = "sk_test_sandbox_smartpay_secret"
-JPMMPS_MERCHANT_KEY = "sandbox-jpmmps-merchant"
-JPMMPS_AUTHENTICATION_KEY = "sandbox-jpmmps-authkey"
-FLITT_MERCHANT_ID = "1549901"
-FLITT_SECRET_KEY = "test"
-CLEARPAY_MERCHANT_ID = "100101"
-CLEARPAY_SECRET_KEY = "sandbox-clearpay-secret"
+from collections.abc import Iterator, Mapping
 
-SANDBOX_ENV: dict[str, str] = {
-    "WATCHDOG_SMARTPAY_SECRET_KEY": SMARTPAY_SECRET_KEY,
-    "WATCHDOG_JPMMPS_MERCHANT_KEY": JPMMPS_MERCHANT_KEY,
-    "WATCHDOG_JPMMPS_AUTHENTICATION_KEY": JPMMPS_AUTHENTICATION_KEY,
-    "WATCHDOG_FLITT_MERCHANT_ID": FLITT_MERCHANT_ID,
-    "WATCHDOG_FLITT_SECRET_KEY": FLITT_SECRET_KEY,
-    "WATCHDOG_CLEARPAY_MERCHANT_ID": CLEARPAY_MERCHANT_ID,
-    "WATCHDOG_CLEARPAY_SECRET_KEY": CLEARPAY_SECRET_KEY,
-}
+from watchdog.sandbox.dialect import dialects
+
+
+class _SandboxEnv(Mapping[str, str]):
+    """Every dialect's credentials in one mapping, read from the dialects on each access."""
+
+    def _all(self) -> dict[str, str]:
+        return {k: v for d in dialects() for k, v in d.credentials.items()}
+
+    def __getitem__(self, variable: str) -> str:
+        return self._all()[variable]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._all())
+
+    def __len__(self) -> int:
+        return len(self._all())
+
+
+SANDBOX_ENV: Mapping[str, str] = _SandboxEnv()

@@ -43,6 +43,7 @@ Choices where providers.md says UNCONFIRMED (error codes from the documented lis
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import json
 import zlib
@@ -52,9 +53,13 @@ from urllib.parse import parse_qsl, urlencode
 
 from aiohttp import web
 
-from watchdog.sandbox.credentials import FLITT_MERCHANT_ID, FLITT_SECRET_KEY
+from watchdog.sandbox.dialect import SandboxDialect
 from watchdog.sandbox.state import Order, SandboxState
 from watchdog.sandbox.wire import Reply, Route, idempotent, json_reply, parse_json
+
+#: The well-known test credentials the sandbox accepts (never real secrets).
+FLITT_MERCHANT_ID = "1549901"
+FLITT_SECRET_KEY = "test"
 
 FORM = "application/x-www-form-urlencoded"
 _EXCLUDED = frozenset({"signature", "response_signature_string"})
@@ -313,3 +318,28 @@ ROUTES: list[tuple[str, str, Route]] = [
     ("POST", "/flitt/api/reverse/order_id", Route("flitt", "cancel", reverse)),
     ("POST", "/flitt/api/status/order_id", Route("flitt", "status", status)),
 ]
+
+
+def _truth_word(order: Order) -> str:
+    """``approved`` is read with its ``capture_status`` (``approved/captured``)."""
+    status, capture = order_status(order), capture_status(order)
+    return f"{status}/{capture}" if status == "approved" and capture else status
+
+
+DIALECT = SandboxDialect(
+    name="flitt",
+    title_text="Flitt",
+    rank=30,
+    mount="/flitt/api",
+    routes=ROUTES,
+    provider_status=lambda state, order: order_status(order),
+    default_window=dt.timedelta(days=5),
+    default_currency="GEL",
+    truth_word_of=lambda state, order: _truth_word(order),
+    credentials={"WATCHDOG_FLITT_MERCHANT_ID": FLITT_MERCHANT_ID,
+                 "WATCHDOG_FLITT_SECRET_KEY": FLITT_SECRET_KEY},
+    demo_orders=(
+        ("demo_flitt_1", 25000, "GEL", dt.timedelta(days=4, hours=3), {"on_deadline": "cancel"}),
+        ("demo_flitt_2", 4000, "GEL", dt.timedelta(hours=3), {}),
+    ),
+)

@@ -36,6 +36,7 @@ Choices where providers.md says UNCONFIRMED:
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from decimal import Decimal
 from typing import Any
@@ -43,7 +44,7 @@ from typing import Any
 from aiohttp import web
 
 from watchdog.money import CurrencyError, from_major, to_major
-from watchdog.sandbox.credentials import JPMMPS_AUTHENTICATION_KEY, JPMMPS_MERCHANT_KEY
+from watchdog.sandbox.dialect import SandboxDialect
 from watchdog.sandbox.state import Order, SandboxState, iso
 from watchdog.sandbox.wire import (
     Reply,
@@ -53,6 +54,10 @@ from watchdog.sandbox.wire import (
     json_reply,
     parse_json,
 )
+
+#: The well-known test credentials the sandbox accepts (never real secrets).
+JPMMPS_MERCHANT_KEY = "sandbox-jpmmps-merchant"
+JPMMPS_AUTHENTICATION_KEY = "sandbox-jpmmps-authkey"
 
 CAPTURE_FIELDS = frozenset(
     {"transactionId", "merchantKey", "modificationId", "customReferences", "modifiedAmount"})
@@ -205,7 +210,7 @@ def _capture(state: SandboxState, payload: dict[str, Any], ignored: list[str],
     order.capture_count = 1
     order.released += released
     order.closed = True
-    order.settles_at = now + state.jpmmps_capture_settle
+    order.settles_at = now + state.capture_settle("jpmmps")
     order.updated_at = now
     modification = {
         "modificationId": key,
@@ -218,7 +223,7 @@ def _capture(state: SandboxState, payload: dict[str, Any], ignored: list[str],
     state.record_effect(order, "capture", amount, key)
     effect = state.pend(order, "capture", amount, applied=True, released=released, key=key,
                         record=modification,
-                        default_seconds=state.jpmmps_capture_settle.total_seconds())
+                        default_seconds=state.capture_settle("jpmmps").total_seconds())
     if effect is not None:
         order.settles_at = effect.settles_at
     answer = model(state, order, ignored, status_override="CAPTURE_PENDING")
@@ -288,3 +293,28 @@ ROUTES: list[tuple[str, str, Route]] = [
     ("POST", "/jpmmps/payment/cancel", Route("jpmmps", "cancel", cancel)),
     ("GET", "/jpmmps/payment/status/{transaction_id}", Route("jpmmps", "status", status)),
 ]
+
+
+def _order_id_problem(order_id: str) -> str | None:
+    return "JPMMPS transaction ids are at most 36 characters" if len(order_id) > 36 else None
+
+
+DIALECT = SandboxDialect(
+    name="jpmmps",
+    title_text="JPMMPS",
+    rank=20,
+    mount="/jpmmps",
+    routes=ROUTES,
+    provider_status=payment_status,
+    default_window=dt.timedelta(days=5),
+    default_currency="EUR",
+    credentials={"WATCHDOG_JPMMPS_MERCHANT_KEY": JPMMPS_MERCHANT_KEY,
+                 "WATCHDOG_JPMMPS_AUTHENTICATION_KEY": JPMMPS_AUTHENTICATION_KEY},
+    order_id_problem=_order_id_problem,
+    settle_help="sandbox seconds a JPMMPS capture stays CAPTURE_PENDING",
+    demo_orders=(
+        ("demo-jpm-0001", 18250, "EUR", dt.timedelta(days=4, hours=6), {}),
+        ("demo-jpm-0002", 9900, "EUR", dt.timedelta(days=3, hours=12),
+         {"on_deadline": "alert"}),
+    ),
+)

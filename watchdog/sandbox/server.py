@@ -8,13 +8,14 @@ import datetime as dt
 import signal
 import sys
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from types import TracebackType
 from typing import Any, Self, TypeVar
 
 from aiohttp import web
 
-from watchdog.sandbox import clearpay, control, flitt, jpmmps, smartpay
+from watchdog.sandbox import control
+from watchdog.sandbox.dialect import DialectView, dialects
 from watchdog.sandbox.state import SandboxState
 from watchdog.sandbox.wire import bind
 
@@ -23,19 +24,15 @@ T = TypeVar("T")
 #: Seconds aiohttp waits for in-flight requests (hung ones included) when stopping.
 SHUTDOWN_TIMEOUT = 0.5
 
-MOUNTS = {
-    "smartpay": "/smartpay/v1",
-    "jpmmps": "/jpmmps",
-    "flitt": "/flitt/api",
-    "clearpay": "/clearpay",
-}
+#: Where each provider's API is served (each dialect's ``mount``).
+MOUNTS: Mapping[str, str] = DialectView(lambda d: d.mount)
 
 
 def build_app(state: SandboxState) -> web.Application:
-    """The aiohttp application serving the four providers and ``/_sandbox`` over ``state``."""
+    """The aiohttp application serving every dialect and ``/_sandbox`` over ``state``."""
     app = web.Application(client_max_size=1024 * 1024)
-    for module in (smartpay, jpmmps, flitt, clearpay):
-        for method, path, route in module.ROUTES:
+    for speaks in dialects():
+        for method, path, route in speaks.routes:
             app.router.add_route(method, path, bind(state, route))
     for method, path, handler in control.routes(state):
         app.router.add_route(method, path, handler)
@@ -59,11 +56,11 @@ class SandboxServer:
     """
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, latency: float = 0.0, *,
-                 auto_create: bool = False, jpmmps_capture_settle_seconds: float = 0.0) -> None:
+                 auto_create: bool = False, **capture_settle_seconds: float) -> None:
         self.host = host
         self.port = port
         self.state = SandboxState(latency=latency, auto_create=auto_create,
-                                  jpmmps_capture_settle_seconds=jpmmps_capture_settle_seconds)
+                                  capture_settle_seconds=capture_settle_seconds)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
         self._runner: web.AppRunner | None = None
@@ -208,10 +205,10 @@ class SandboxServer:
 
 
 def run_sandbox(host: str = "127.0.0.1", port: int = 8700, latency: float = 0.0, *,
-                auto_create: bool = False, jpmmps_capture_settle_seconds: float = 0.0) -> None:
+                auto_create: bool = False, **capture_settle_seconds: float) -> None:
     """Serve until SIGINT/SIGTERM; print one ``listening on`` line with the bound URL."""
     state = SandboxState(latency=latency, auto_create=auto_create,
-                         jpmmps_capture_settle_seconds=jpmmps_capture_settle_seconds)
+                         capture_settle_seconds=capture_settle_seconds)
 
     async def main() -> None:
         runner, bound = await _start(state, host, port)

@@ -33,9 +33,12 @@ from typing import Any
 
 from aiohttp import web
 
-from watchdog.sandbox.credentials import SMARTPAY_SECRET_KEY
+from watchdog.sandbox.dialect import SandboxDialect
 from watchdog.sandbox.state import Order, SandboxState, ms
 from watchdog.sandbox.wire import Reply, Route, idempotent, json_reply, parse_json
+
+#: The well-known test key the sandbox accepts (never a real secret).
+SMARTPAY_SECRET_KEY = "sk_test_sandbox_smartpay_secret"
 
 IDEMPOTENCY_WINDOW = dt.timedelta(hours=6)
 REPLAYED = {"Idempotency-Replayed": "true"}
@@ -210,4 +213,20 @@ ROUTES: list[tuple[str, str, Route]] = [
     ("GET", "/smartpay/v1/orders/{order_id}", Route("smartpay", "status", status)),
 ]
 
-__all__ = ["ROUTES", "order_json", "order_status"]
+DIALECT = SandboxDialect(
+    name="smartpay",
+    title_text="Smartpay",
+    rank=10,
+    mount="/smartpay/v1",
+    routes=ROUTES,
+    provider_status=lambda state, order: order_status(order),
+    default_window=dt.timedelta(days=7),
+    default_currency="JPY",
+    credentials={"WATCHDOG_SMARTPAY_SECRET_KEY": SMARTPAY_SECRET_KEY},
+    demo_orders=(
+        ("order_demo_jp_1", 12800, "JPY", dt.timedelta(days=6, hours=2), {}),
+        ("order_demo_jp_2", 5000, "JPY", dt.timedelta(days=1), {}),
+    ),
+)
+
+__all__ = ["DIALECT", "ROUTES", "SMARTPAY_SECRET_KEY", "order_json", "order_status"]

@@ -16,26 +16,22 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
+from watchdog.sandbox.dialect import DialectView
+
 UTC = dt.UTC
 
-PROVIDERS: Final = ("smartpay", "jpmmps", "flitt", "clearpay")
 OPERATIONS: Final = ("capture", "cancel", "status")
 
-#: Authorization window per provider when the order is created without ``expires_at``.
-DEFAULT_WINDOWS: Final[dict[str, dt.timedelta]] = {
-    "smartpay": dt.timedelta(days=7),
-    "jpmmps": dt.timedelta(days=5),
-    "flitt": dt.timedelta(days=5),
-    "clearpay": dt.timedelta(days=13),
-}
+#: Authorization window per provider when the order is created without ``expires_at``
+#: (each dialect's ``default_window``).
+DEFAULT_WINDOWS: Final[Mapping[str, dt.timedelta]] = DialectView(lambda d: d.default_window)
 
 #: Currency an auto-created order gets when the request does not name one.
-DEFAULT_CURRENCIES: Final[dict[str, str]] = {
-    "smartpay": "JPY", "jpmmps": "EUR", "flitt": "GEL", "clearpay": "GBP",
-}
+DEFAULT_CURRENCIES: Final[Mapping[str, str]] = DialectView(lambda d: d.default_currency)
 
 #: How many request-log rows are kept (oldest dropped first) so long benchmarks stay bounded.
 REQUEST_LOG_LIMIT: Final = 200_000
@@ -177,15 +173,27 @@ class SandboxState:
         *,
         latency: float = 0.0,
         auto_create: bool = False,
-        jpmmps_capture_settle_seconds: float = 0.0,
         auto_create_amount: int = 10_000,
+        capture_settle_seconds: Mapping[str, float] | None = None,
     ) -> None:
+        """``capture_settle_seconds={"<provider>_capture_settle_seconds": N}`` (a dialect with
+        a ``settle_help``) keeps that provider's captures pending for N sandbox seconds."""
+        from watchdog.sandbox.dialect import settle_option_names
         from watchdog.sandbox.faults import FaultBook
+
+        allowed = settle_option_names()
+        capture_settle_seconds = capture_settle_seconds or {}
+        unknown = sorted(set(capture_settle_seconds) - set(allowed))
+        if unknown:
+            raise TypeError(f"SandboxState got an unexpected keyword argument {unknown[0]!r}")
+        self._capture_settle = {
+            allowed[key]: dt.timedelta(seconds=value)
+            for key, value in capture_settle_seconds.items()
+        }
 
         self.latency = latency
         self.auto_create = auto_create
         self.auto_create_amount = auto_create_amount
-        self.jpmmps_capture_settle = dt.timedelta(seconds=jpmmps_capture_settle_seconds)
         self.clock = SandboxClock()
         self.faults = FaultBook()
         self.orders: dict[tuple[str, str], Order] = {}
@@ -289,6 +297,10 @@ class SandboxState:
                 order.closed = True
                 order.lapsed_at = order.expires_at
                 order.updated_at = order.expires_at
+
+    def capture_settle(self, provider: str) -> dt.timedelta:
+        """How long ``provider``'s captures stay pending (zero unless configured)."""
+        return self._capture_settle.get(provider, dt.timedelta(0))
 
     def next_id(self) -> int:
         """A process-unique counter for provider-side ids."""

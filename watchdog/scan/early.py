@@ -21,15 +21,16 @@ import datetime as dt
 from watchdog.alerting import AlertKind, Severity
 from watchdog.domain import State
 from watchdog.models import Authorization
+from watchdog.providers import registry
 from watchdog.providers.base import Outcome, ProviderResult
 from watchdog.scan.context import ScanContext
 from watchdog.scan.sync import read_status, status_event, status_into
 from watchdog.transitions import Event
 
-# How each provider says "no such order" to a status read (HTTP status or provider code).
+# How a provider says "no such order" to a status read: an HTTP status, one of the codes
+# its ``SPEC.not_found_codes`` lists, or the in-memory fake's words.
 NOT_FOUND_STATUSES = frozenset({404, 412})
-NOT_FOUND_CODES = frozenset({"1018", "order.not-found", "not_found", "TRANSACTION_NOT_FOUND",
-                             "order not found"})
+NOT_FOUND_WORDS = frozenset({"order not found"})
 
 
 async def claim_unsynced(
@@ -41,12 +42,16 @@ async def claim_unsynced(
     return await ctx.committer.claim_unsynced(ctx.worker, now, ctx.config.scheduler.lease, limit)
 
 
+def _not_found_codes() -> frozenset[str]:
+    return NOT_FOUND_WORDS.union(*(s.not_found_codes for s in registry.specs()))
+
+
 def order_unknown(result: ProviderResult) -> bool:
     """Did the provider answer the status read with a definite "no such order"?"""
     if result.outcome is not Outcome.REJECTED:
         return False
     return result.http_status in NOT_FOUND_STATUSES or (
-        result.provider_code is not None and result.provider_code in NOT_FOUND_CODES
+        result.provider_code is not None and result.provider_code in _not_found_codes()
     )
 
 

@@ -17,7 +17,6 @@ import hashlib
 import json
 import urllib.parse
 from collections.abc import Callable, Mapping
-from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
@@ -28,8 +27,8 @@ from watchdog.config import ProviderSettings
 from watchdog.domain import ProviderName
 from watchdog.errors import ConfigError
 from watchdog.money import CurrencyError, exponent, from_major
+from watchdog.providers import registry
 from watchdog.providers.base import (
-    DEFAULT_RULES,
     AuthRef,
     Outcome,
     ProviderResult,
@@ -158,7 +157,7 @@ class HttpAdapter(abc.ABC):
         self._settings = settings
         self._client = client
         self._clock = clock
-        self._rules = rules or replace(DEFAULT_RULES[self.provider], window=settings.window)
+        self._rules = rules or registry.rules(self.provider, settings)
         self._timeout = timeout_for(settings)
         self._base = settings.base_url.rstrip("/")
         self._secret_values: tuple[Secret | str, ...] = ()

@@ -31,6 +31,7 @@ Decisions documented here:
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from typing import Any
 
@@ -39,12 +40,15 @@ from watchdog.providers.base import (
     AuthRef,
     Outcome,
     ProviderResult,
+    ProviderRules,
     ProviderSnapshot,
     ProviderState,
 )
+from watchdog.providers.flitt.signing import flitt_signature, verify_flitt_signature
 from watchdog.providers.http import Answer, CallContext, HttpAdapter, bounded_key, malformed
-from watchdog.providers.signing import flitt_signature, verify_flitt_signature
+from watchdog.providers.spec import ProviderSpec
 
+NAME = ProviderName.declare("flitt")
 MERCHANT_ID_ENV = "WATCHDOG_FLITT_MERCHANT_ID"
 SECRET_KEY_ENV = "WATCHDOG_FLITT_SECRET_KEY"  # noqa: S105 (a variable name, not a secret)
 VERSION = "1.0.1"
@@ -204,7 +208,7 @@ def declared_failure(
 class FlittAdapter(HttpAdapter):
     """Flitt's capture / reverse / status API."""
 
-    provider = ProviderName.FLITT
+    provider = NAME
     status_words = ("order state", "order")
 
     def _configure(self) -> None:
@@ -275,3 +279,31 @@ class FlittAdapter(HttpAdapter):
                              "currency": ref.currency, "reverse_id": reverse_id(idempotency_key)})
         return await self._send(ctx, "POST", "/reverse/order_id",
                                 lambda answer, data: cancel_result(ctx, answer, data), body=body)
+
+
+SPEC = ProviderSpec(
+    name=NAME,
+    rank=30,
+    rules=ProviderRules(NAME, dt.timedelta(days=5), multiple_captures=False,
+                        partial_releases_remainder=True, reports_expiry=False),
+    default_base_url="https://pay.flitt.com/api",
+    connect_timeout=10.0,
+    read_timeout=30.0,
+    secret_variables=(MERCHANT_ID_ENV, SECRET_KEY_ENV),
+    explain="one capture only (pre-auth hold); a partial capture returns the rest to the "
+    "card; a cancel reverses the full held amount; hold window not documented (default "
+    "5 days)",
+    # ``approved`` is read with its ``capture_status``.
+    states={
+        **_ORDER_STATES,
+        **{f"approved/{k}" if k else "approved": v for k, v in _CAPTURE_STATES.items()},
+        "approved/hold+capture_amount": ProviderState.CAPTURE_PENDING,
+    },
+    evidence_keys=frozenset({"response", "order_id", "merchant_id", "order_status",
+                             "actual_amount", "reversal_amount", "settlement_amount", "preauth",
+                             "tran_type", "payment_id", "order_time", "response_status",
+                             "response_code", "capture_status", "capture_amount", "reverse_id",
+                             "reverse_status"}),
+    not_found_codes=frozenset({ORDER_NOT_FOUND}),
+    adapter=FlittAdapter,
+)
