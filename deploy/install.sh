@@ -13,7 +13,9 @@
 #   1. the system user and group `expiry-watchdog` (no login, no home of its own)
 #   2. /etc/expiry-watchdog (config, secrets), /etc/expiry-watchdog/credentials
 #      (systemd LoadCredential= source), /var/lib/expiry-watchdog (state, SQLite)
-#   3. a venv in /opt/expiry-watchdog with the pinned release (or the given wheel)
+#   3. a venv in /opt/expiry-watchdog: the dependencies from deploy/requirements.lock
+#      (hash-checked, binary wheels only; scripts/lock-deploy.sh makes it at release),
+#      then the given release (or wheel) without dependencies
 #   4. /etc/expiry-watchdog/watchdog.toml from --config, else from
 #      watchdog.example.toml if absent; provider keys from --credentials DIR into
 #      the credentials directory (root-only files)
@@ -99,7 +101,7 @@ else
 fi
 for f in watchdog.example.toml systemd/expiry-watchdog.service \
          systemd/expiry-watchdog-scan.service systemd/expiry-watchdog-scan.timer \
-         bin/expiry-watchdog-admin; do
+         bin/expiry-watchdog-admin requirements.lock; do
     [[ -f $HERE/$f ]] || die "$HERE/$f is missing; run install.sh from a source checkout"
 done
 [[ -z $config_src || -f $config_src ]] || die "--config $config_src is not a file"
@@ -166,7 +168,12 @@ if [[ -x $PREFIX/bin/python ]]; then
 else
     run "$python" -m venv "$PREFIX"
 fi
-run "$PREFIX/bin/pip" install --quiet --disable-pip-version-check "$package"
+# The dependencies exactly as locked (every file checked against its hash, wheels only, so
+# nothing is built from source as root), then the package itself without resolving again.
+run "$PREFIX/bin/pip" install --quiet --disable-pip-version-check --require-hashes \
+    --only-binary :all: --no-deps -r "$HERE/requirements.lock"
+run "$PREFIX/bin/pip" install --quiet --disable-pip-version-check --only-binary :all: \
+    --no-deps "$package"
 run "$PREFIX/bin/expiry-watchdog" --version
 if [[ $dry_run -eq 1 || $(installed_version || true) != "$before" ]]; then
     changed=1

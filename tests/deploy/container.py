@@ -14,7 +14,7 @@ Commands run inside through ``nsenter -t <container init> -a`` with a clean
 environment. The container shares the host's network namespace (no
 ``--private-network``), so the daemon inside reaches the in-repo sandbox that the
 test serves on the host's loopback. Python dependencies come from a wheelhouse
-built on the host (``pip wheel``, cached by a hash of pyproject.toml) and are
+downloaded on the host (``pip download`` of deploy/requirements.lock, cached by its hash) and are
 installed offline inside (``PIP_NO_INDEX=1``).
 
 Nothing here skips: a missing tool, a failed bootstrap or a container that does
@@ -173,21 +173,22 @@ def build_wheel(dest: Path, version: str | None = None, next_migration: bool = F
     return wheels[0]
 
 
-def wheelhouse(project_wheel: Path) -> Path:
-    """Wheels of every dependency (cached by pyproject.toml), for offline installs inside."""
-    key = _key((REPO / "pyproject.toml").read_bytes(), f"{sys.version_info[:2]}")
+def wheelhouse() -> Path:
+    """The wheels deploy/requirements.lock names (cached by the lock), for offline installs
+    inside: install.sh checks each against the lock's hashes, as on a real server."""
+    lock = REPO / "deploy" / "requirements.lock"
+    key = _key(lock.read_bytes(), f"{sys.version_info[:2]}")
     house = CACHE / f"wheels-{key}"
     with _locked(house.name):
         if (house / ".complete").exists():
             return house
         partial = house.with_name(house.name + ".partial")
         shutil.rmtree(partial, ignore_errors=True)
-        built = run([sys.executable, "-m", "pip", "wheel", "--quiet", "-w", partial, project_wheel],
+        built = run([sys.executable, "-m", "pip", "download", "--quiet", "--require-hashes",
+                     "--only-binary", ":all:", "--no-deps", "-r", lock, "-d", partial],
                     timeout=600)
         if built.returncode != 0:
-            pytest.fail(f"pip wheel of the dependencies failed:\n{built.stdout}{built.stderr}")
-        for own in partial.glob("expiry_watchdog-*.whl"):
-            own.unlink()
+            pytest.fail(f"pip download of the locked wheels failed:\n{built.stdout}{built.stderr}")
         (partial / ".complete").write_text("", encoding="utf-8")
         shutil.rmtree(house, ignore_errors=True)
         partial.rename(house)

@@ -47,9 +47,12 @@ def test_dry_run_daemon_prints_every_step_in_order() -> None:
         "# skip: user expiry-watchdog exists" in out
     assert "install -d -m 0700 -o root -g root /etc/expiry-watchdog/credentials" in cmds
     assert "install -d -m 0700 -o expiry-watchdog -g expiry-watchdog /var/lib/expiry-watchdog" in cmds
-    # 3. pinned release in the venv
-    assert ("/opt/expiry-watchdog/bin/pip install --quiet --disable-pip-version-check "
-            "expiry-watchdog==0.1.0") in cmds
+    # 3. the locked dependencies (hash-checked, wheels only), then the release without them
+    pip = "/opt/expiry-watchdog/bin/pip install --quiet --disable-pip-version-check"
+    locked = next(i for i, c in enumerate(cmds) if c.startswith(
+        f"{pip} --require-hashes --only-binary :all: --no-deps -r ")
+        and c.endswith("/requirements.lock"))
+    assert cmds[locked + 1] == f"{pip} --only-binary :all: --no-deps expiry-watchdog==0.1.0"
     # 4. config only if absent (mode 0640, group readable by the service)
     assert any(c.endswith("/etc/expiry-watchdog/watchdog.toml") and "-m 0640" in c for c in cmds) \
         or "# skip: /etc/expiry-watchdog/watchdog.toml exists" in out
@@ -70,7 +73,9 @@ def test_dry_run_timer_mode_with_a_wheel(tmp_path: Path) -> None:
     code, out, err = install("--wheel", str(wheel), "--mode", "timer", "--no-start", "--dry-run")
     assert code == 0, err
     cmds = commands(out)
-    assert any(c.endswith(f"pip install --quiet --disable-pip-version-check {wheel}") for c in cmds)
+    assert any("--require-hashes" in c and c.endswith("/requirements.lock") for c in cmds)
+    assert any(c.endswith(f"pip install --quiet --disable-pip-version-check --only-binary :all: "
+                          f"--no-deps {wheel}") for c in cmds)
     assert "systemctl enable expiry-watchdog-scan.timer" in cmds
     assert "systemctl disable --now expiry-watchdog.service" in cmds
     assert not any(c.startswith("systemctl restart") for c in cmds)

@@ -82,7 +82,7 @@ def next_wheel(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="module")
 def machine(tmp_path_factory: pytest.TempPathFactory, wheel: Path) -> Iterator[Machine]:
     tree = bootstrapped_tree()
-    house = wheelhouse(wheel)
+    house = wheelhouse()
     box = Machine(tree, tmp_path_factory.mktemp("machine"),
                   binds={house: WHEELHOUSE, REPO / "deploy": DEPLOY})
     try:
