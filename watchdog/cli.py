@@ -650,6 +650,13 @@ def config_group() -> None:
 @friendly_errors
 def config_check(ctx: Ctx) -> None:
     """Validate the configuration without starting anything."""
+    from watchdog.config import missing_credentials
+
+    missing = missing_credentials(ctx.config)
+    if missing:
+        for problem in missing:
+            click.echo(f"error: {problem}", err=True)
+        sys.exit(1)
     click.echo(f"configuration OK ({ctx.config.source})")
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from watchdog.accounts import DEFAULT_ACCOUNT, account_problem, secret_variable, where
 from watchdog.alerts.settings import (
     AlertSettings,
     MetricsSettings,
@@ -74,16 +75,29 @@ class ProviderSettings:
     origin: str | None = None
     policy: PolicySettings = field(default_factory=PolicySettings)
     credentials: Mapping[str, Secret] = field(default_factory=dict)
+    #: Which merchant account at the provider these settings are (``watchdog.accounts``).
+    account: str = DEFAULT_ACCOUNT
 
     def credential(self, variable: str) -> Secret:
-        """The named secret, or a ConfigError saying where to put it."""
+        """The named secret (by the provider's variable name), or a ConfigError saying, for
+        this account, where to put it."""
         secret = self.credentials.get(variable)
         if secret is None:
+            name = self.secret_name(variable)
             raise ConfigError(
-                f"providers.{self.name}: credential {variable} is not set; put it in the "
-                f"environment or in $CREDENTIALS_DIRECTORY/{variable}"
+                f"{where(self.name, self.account)}: credential {name} is not set; put it in "
+                f"the environment or in $CREDENTIALS_DIRECTORY/{name}"
             )
         return secret
+
+    def secret_name(self, variable: str) -> str:
+        """The environment variable this account reads ``variable`` from."""
+        return secret_variable(variable, self.name, self.account)
+
+    @property
+    def where(self) -> str:
+        """This account's place in the configuration, for messages."""
+        return where(self.name, self.account)
 
 
 DEFAULT_LEASE = dt.timedelta(seconds=15)
@@ -128,13 +142,43 @@ class Config:
     source: str = "<embedded defaults>"
     raw: Mapping[str, Any] = field(default_factory=dict, compare=False)
 
+    # Accounts by provider, as configured; a provider missing here (every provider section
+    # without ``accounts``, or a Config built in code) is its one account ``default``,
+    # whose settings are ``providers[name]``.
+    accounts: Mapping[ProviderName, Mapping[str, ProviderSettings]] = field(
+        default_factory=dict)
+
     def provider(self, name: ProviderName) -> ProviderSettings:
         """Settings for ``name`` (always present: defaults fill what the file leaves out)."""
         return self.providers[name]
 
-    def policy_for(self, name: ProviderName) -> PolicySettings:
-        """The policy in force for one provider."""
-        return self.providers[name].policy
+    def accounts_of(self, name: ProviderName) -> Mapping[str, ProviderSettings]:
+        """Every account of one provider, by account name (``{"default": ...}`` without
+        ``accounts``)."""
+        found = self.accounts.get(name)
+        if found is not None:
+            return found
+        return {DEFAULT_ACCOUNT: self.providers[name]}
+
+    def account(self, name: ProviderName, account: str = DEFAULT_ACCOUNT) -> ProviderSettings:
+        """Settings of one account of a provider; ConfigError naming the known ones."""
+        found = self.accounts_of(name)
+        settings = found.get(account)
+        if settings is None:
+            raise ConfigError(
+                f"providers.{name}: no account {account!r} is configured "
+                f"(configured: {', '.join(found)})")
+        return settings
+
+    def all_accounts(self) -> list[ProviderSettings]:
+        """Every account of every provider, in listing order."""
+        return [s for name in self.providers for s in self.accounts_of(name).values()]
+
+    def policy_for(self, name: ProviderName, account: str = DEFAULT_ACCOUNT) -> PolicySettings:
+        """The policy in force for one provider account (the provider's when the account is
+        not configured, so a row of a removed account still plans)."""
+        settings = self.accounts_of(name).get(account) or self.providers[name]
+        return settings.policy
 
     @property
     def zone(self) -> ZoneInfo:
@@ -207,17 +251,47 @@ def parse_config(data: Mapping[str, Any], environ: Mapping[str, str] | None = No
     providers_table = _table(data, "providers")
     specs = registry.specs()
     _only_keys(providers_table, {s.name.value for s in specs}, "providers")
-    providers = {
-        s.name: _provider(s, _table(providers_table, s.name.value, "providers"), policy, env)
-        for s in specs
-    }
+    providers: dict[ProviderName, ProviderSettings] = {}
+    accounts: dict[ProviderName, dict[str, ProviderSettings]] = {}
+    for s in specs:
+        table = dict(_table(providers_table, s.name.value, "providers"))
+        named = table.pop("accounts", None)
+        providers[s.name] = _provider(s, table, policy, env)
+        if named is not None:
+            accounts[s.name] = _accounts(s, table, named, policy, env)
     config = Config(
         database_url=url, policy=policy, scheduler=scheduler, api=api, timezone=timezone,
         providers=providers, alerts=parse_alert_settings(_table(data, "alerts"), env),
         metrics=parse_metrics_settings(_table(data, "metrics")), raw=dict(data),
+        accounts=accounts,
     )
     _register_secrets(config)
     return config
+
+
+def missing_credentials(config: Config) -> list[str]:
+    """One sentence per secret an enabled account of an ``accounts`` table has not got,
+    naming the account and the variable (``config check`` refuses such a configuration;
+    a provider section without ``accounts`` may leave its keys unset, as before)."""
+    problems = []
+    for name, accounts in config.accounts.items():
+        for settings in accounts.values():
+            if not settings.enabled:
+                continue
+            for variable in registry_spec(name).secret_variables:
+                if variable not in settings.credentials:
+                    secret = settings.secret_name(variable)
+                    problems.append(
+                        f"{settings.where}: credential {secret} is not set; put it in the "
+                        f"environment or in $CREDENTIALS_DIRECTORY/{secret}")
+    return problems
+
+
+def registry_spec(name: ProviderName) -> ProviderSpec:
+    """The provider's spec (the registry imports this module, so it is imported late)."""
+    from watchdog.providers import registry
+
+    return registry.spec(name)
 
 
 def _loopback(url: str) -> bool:
@@ -240,19 +314,56 @@ def _register_secrets(config: Config) -> None:
     from watchdog.logs import register_secrets
 
     register_secrets(*secrets_of(config.database_url))
-    for provider in config.providers.values():
+    for provider in [*config.providers.values(), *config.all_accounts()]:
         register_secrets(*(s.reveal() for s in provider.credentials.values()))
     for sink in config.alerts.sinks:
         if sink.secret is not None:
             register_secrets(sink.secret.reveal())
 
 
+def _accounts(
+    spec: ProviderSpec, provider_table: Mapping[str, Any], named: Any,
+    base_policy: PolicySettings, env: Mapping[str, str],
+) -> dict[str, ProviderSettings]:
+    """``[providers.<name>.accounts.<account>]``: each inherits what it does not set from
+    the provider's section (its policy from the provider's policy)."""
+    at = f"providers.{spec.name}.accounts"
+    if not isinstance(named, Mapping):
+        raise ConfigError(f"{at}: must be a table of accounts, got {type(named).__name__}")
+    if not named:
+        raise ConfigError(f"{at}: names no account; remove it or add "
+                          f"[{at}.<account>]")
+    found: dict[str, ProviderSettings] = {}
+    variables: dict[str, str] = {}
+    for account, table in named.items():
+        problem = account_problem(account)
+        if problem is not None:
+            raise ConfigError(f"{at}.{account}: {problem}")
+        if not isinstance(table, Mapping):
+            raise ConfigError(f"{at}.{account}: must be a table, got {type(table).__name__}")
+        if "accounts" in table:
+            raise ConfigError(f"{at}.{account}.accounts: accounts do not nest")
+        settings = _provider(spec, {**provider_table, **table}, base_policy, env,
+                             account=account)
+        for variable in spec.secret_variables:
+            name = settings.secret_name(variable)
+            if name in variables:
+                raise ConfigError(
+                    f"{at}.{account}: its secret {name} is also account "
+                    f"{variables[name]!r}'s; rename one of the accounts")
+            variables[name] = account
+        found[account] = settings
+    return found
+
+
 def _provider(
     spec: ProviderSpec, table: Mapping[str, Any], base_policy: PolicySettings,
-    env: Mapping[str, str],
+    env: Mapping[str, str], account: str = DEFAULT_ACCOUNT,
 ) -> ProviderSettings:
     name = spec.name
     where = f"providers.{name}"
+    if account != DEFAULT_ACCOUNT:
+        where = f"{where}.accounts.{account}"
     policy_keys = {"on_deadline", *_POLICY_DURATIONS, *_GUARD_RAILS}
     allowed = {
         "base_url", "window", "connect_timeout", "read_timeout", "max_concurrency", "rate_limit",
@@ -276,7 +387,7 @@ def _provider(
     credentials = {
         var: secret
         for var in spec.secret_variables
-        if (secret := read_secret(var, env)) is not None
+        if (secret := read_secret(secret_variable(var, name, account), env)) is not None
     }
     origin = table.get("origin")
     if origin is not None and (not isinstance(origin, str) or not origin):
@@ -299,6 +410,7 @@ def _provider(
         origin=origin,
         policy=_policy({k: v for k, v in table.items() if k in policy_keys}, where, base_policy),
         credentials=credentials,
+        account=account,
     )
 
 

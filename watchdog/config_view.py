@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy.engine import make_url
 
 from watchdog.config import Config, PolicySettings
+from watchdog.domain import ProviderName
 from watchdog.durations import format_duration
 from watchdog.secrets import MASK
 
@@ -61,7 +62,25 @@ def effective_config(config: Config) -> dict[str, Any]:
                 "retry_backoff": p.retry_backoff,
                 **_policy(p.policy),
                 "credentials": dict.fromkeys(p.credentials, MASK),
+                **_accounts(config, name),
             }
             for name, p in config.providers.items()
         },
     }
+
+
+def _accounts(config: Config, name: ProviderName) -> dict[str, Any]:
+    """``accounts`` of a provider with an ``accounts`` table: each one's effective settings,
+    its secrets by the variable it reads them from, masked."""
+    accounts = config.accounts.get(name)
+    if accounts is None:
+        return {}
+    return {"accounts": {
+        account: {
+            "base_url": a.base_url, "window": format_duration(a.window), "enabled": a.enabled,
+            "max_concurrency": a.max_concurrency, "rate_limit": a.rate_limit,
+            **_policy(a.policy),
+            "credentials": {a.secret_name(v): MASK for v in a.credentials},
+        }
+        for account, a in accounts.items()
+    }}
