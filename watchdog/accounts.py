@@ -18,8 +18,12 @@ are.
 from __future__ import annotations
 
 import re
+from typing import TYPE_CHECKING
 
 from watchdog.errors import ValidationError
+
+if TYPE_CHECKING:
+    from watchdog.config import Config
 
 DEFAULT_ACCOUNT = "default"
 """The account of a provider section without ``accounts``, and of a registration that names none."""
@@ -82,3 +86,14 @@ def parse_target(text: str) -> tuple[str, str | None]:
     """``flitt``: (``flitt``, None), every account; ``flitt/ge-shop``: that one account."""
     provider, sep, account = text.partition("/")
     return provider, (account if sep else None)
+
+
+def require_account(config: Config, provider: str, account: str) -> None:
+    """ValidationError on ``account`` unless the provider has that account configured."""
+    from watchdog.domain import ProviderName
+
+    known = config.accounts_of(ProviderName(provider))
+    if account not in known:
+        raise ValidationError(
+            "account", f"{account!r} is not a configured {provider} account "
+            f"(configured: {', '.join(known)})")

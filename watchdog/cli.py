@@ -331,6 +331,8 @@ class ProviderChoice(click.Choice[str]):
     "--provider", required=True, type=ProviderChoice()
 )
 @click.option("--order-id", required=True, help="The provider's id for the authorization.")
+@click.option("--account", default=None,
+              help="The merchant account at the provider (default: 'default').")
 @click.option("--amount", required=True, help="Integer minor units (JPY 5000, GBP 18.20 -> 1820).")
 @click.option("--currency", required=True, help="ISO 4217, e.g. JPY, GBP, EUR, GEL.")
 @click.option("--authorized-at", required=True, help="ISO 8601 with offset.")

@@ -222,6 +222,7 @@ class AuthorizationSnapshot:
     last_synced_at: dt.datetime | None = None
     reference: str | None = None
     not_before: dt.datetime | None = None  # a retry waits until then
+    account: str = "default"  # the merchant account at the provider (watchdog.accounts)
 
     @property
     def remaining_amount(self) -> int:

@@ -86,7 +86,7 @@ def parse_file(path: Path, fmt: str | None = None) -> ParsedFile:
         return ParsedFile(rejections=[Rejection(0, "(file)", f"not UTF-8 text: {exc.reason}")])
     rows = _csv_rows(text) if detect_format(path, fmt) == "csv" else _jsonl_rows(text)
     parsed = ParsedFile()
-    seen: dict[tuple[str, str], int] = {}
+    seen: dict[tuple[str, str, str], int] = {}
     for number, value in rows:
         if isinstance(value, Rejection):
             parsed.rejections.append(value)
@@ -96,7 +96,7 @@ def parse_file(path: Path, fmt: str | None = None) -> ParsedFile:
         except ValidationError as exc:
             parsed.rejections.append(Rejection(number, exc.field, exc.reason))
             continue
-        key = (record.provider.value, record.order_id)
+        key = (record.provider.value, record.account, record.order_id)
         if key in seen:
             parsed.rejections.append(
                 Rejection(number, "order_id", f"duplicate of line {seen[key]} in this file")

@@ -141,7 +141,8 @@ class Authorization(Base):
 
     __tablename__ = "authorizations"
     __table_args__ = (
-        UniqueConstraint("provider", "order_id"),
+        # Order ids are chosen by each merchant account (migration 0008).
+        UniqueConstraint("provider", "account", "order_id"),
         CheckConstraint(f"state IN ({_STATES})", name="state"),
         CheckConstraint("amount > 0", name="amount_positive"),
         CheckConstraint("captured_amount >= 0 AND captured_amount <= amount", name="captured"),
@@ -160,6 +161,8 @@ class Authorization(Base):
 
     id: Mapped[int] = mapped_column(Id, primary_key=True, autoincrement=True)
     provider: Mapped[str] = mapped_column(String(16))
+    # The merchant account at the provider (``watchdog.accounts``); ``default`` without one.
+    account: Mapped[str] = mapped_column(String(32), default="default", server_default="default")
     order_id: Mapped[str] = mapped_column(String(64))
     reference: Mapped[str | None] = mapped_column(String(128))
     amount: Mapped[int] = mapped_column(BigInteger)

@@ -10,6 +10,7 @@ from typing import Any
 
 import pendulum
 
+from watchdog.accounts import DEFAULT_ACCOUNT, parse_account
 from watchdog.domain import OnDeadline, ProviderName
 from watchdog.errors import ValidationError
 from watchdog.money import CurrencyError, exponent, format_money
@@ -18,7 +19,7 @@ from watchdog.text import printable
 
 FIELDS = (
     "provider", "order_id", "amount", "currency", "authorized_at",
-    "reference", "expires_at", "on_deadline", "capture_amount",
+    "reference", "expires_at", "on_deadline", "capture_amount", "account",
 )
 REQUIRED = ("provider", "order_id", "amount", "currency", "authorized_at")
 _ORDER_ID = re.compile(r"[A-Za-z0-9_.:\-]{1,64}")  # fullmatch: "$" allows a final newline
@@ -37,6 +38,9 @@ class NewAuthorization:
     expires_at: dt.datetime | None = None
     on_deadline: OnDeadline | None = None
     capture_amount: int | None = None
+    #: The merchant account at the provider (``watchdog.accounts``); checked against the
+    #: configuration by the service, which knows it.
+    account: str = DEFAULT_ACCOUNT
 
     def comparable(self) -> dict[str, Any]:
         """Fields that decide whether a re-registration is identical."""
@@ -115,6 +119,7 @@ def validate_record(data: Mapping[str, Any]) -> NewAuthorization:
     order_id = str(data["order_id"]).strip()
     if not _ORDER_ID.fullmatch(order_id):
         raise ValidationError("order_id", "must be 1-64 characters of letters, digits, _ . : -")
+    account = parse_account(data.get("account"))
     problem = registry.spec(provider).order_id_problem(order_id)
     if problem is not None:
         raise ValidationError("order_id", problem)
@@ -153,5 +158,5 @@ def validate_record(data: Mapping[str, Any]) -> NewAuthorization:
     return NewAuthorization(
         provider=provider, order_id=order_id, amount=amount, currency=currency,
         authorized_at=authorized_at, reference=reference, expires_at=expires_at,
-        on_deadline=on_deadline, capture_amount=capture_amount,
+        on_deadline=on_deadline, capture_amount=capture_amount, account=account,
     )

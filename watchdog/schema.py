@@ -6,7 +6,7 @@ from __future__ import annotations
 from sqlalchemy import Engine, text
 from sqlalchemy.exc import DBAPIError
 
-HEAD_REVISION = "0007"
+HEAD_REVISION = "0008"
 
 
 def current_revision(engine: Engine) -> str | None:

@@ -15,12 +15,19 @@ from typing import Any
 from sqlalchemy import Engine, func, select
 
 from watchdog import audit, store
+from watchdog.accounts import require_account
 from watchdog.audit import AuditEvent
 from watchdog.clock import SYSTEM_CLOCK, Clock
 from watchdog.config import Config
 from watchdog.db import make_engine, transaction
 from watchdog.domain import InstructionKind, ProviderName, State
-from watchdog.errors import ConfigError, ConflictError, InstructionRefused, TransitionError
+from watchdog.errors import (
+    ConfigError,
+    ConflictError,
+    InstructionRefused,
+    TransitionError,
+    ValidationError,
+)
 from watchdog.importer import Rejection, parse_file
 from watchdog.models import Authorization
 from watchdog.money import format_money
@@ -56,6 +63,7 @@ def register(
 ) -> Registered:
     """Validate and store one authorization (idempotent when identical)."""
     record = validate_record(data)
+    require_account(config, record.provider, record.account)
     with transaction(engine) as session:
         return store.register(session, record, config, actor, clock.now())
 
@@ -81,7 +89,14 @@ def import_file(
     """Store every valid row of ``path`` and report every rejected one."""
     parsed = parse_file(path, fmt)
     report = ImportReport(rejections=list(parsed.rejections))
-    records = parsed.records
+    records = []
+    for line, record in parsed.records:
+        try:
+            require_account(config, record.provider, record.account)
+        except ValidationError as exc:
+            report.rejections.append(Rejection(line, exc.field, exc.reason))
+            continue
+        records.append((line, record))
     for start in range(0, len(records), batch):
         chunk = records[start : start + batch]
         try:
@@ -241,7 +256,7 @@ def plan_view(
         on = store.snapshot(row)
         from watchdog.policy import effective_on_deadline
 
-        action = effective_on_deadline(on, config.policy_for(on.provider)).value
+        action = effective_on_deadline(on, config.policy_for(on.provider, on.account)).value
         events = [
             (tl.alert_at, "alert"),
             (tl.act_at, action),
@@ -272,7 +287,8 @@ def row_timeline(config: Config, row: Authorization) -> Timeline:
     """The row's timeline under the configured policy."""
     provider = ProviderName(row.provider)
     return timeline(
-        store.snapshot(row), store.rules_for(config, provider), config.policy_for(provider)
+        store.snapshot(row), store.rules_for(config, provider, row.account),
+        config.policy_for(provider, row.account)
     )
 
 
@@ -304,6 +320,7 @@ def authorization_dict(row: Authorization) -> dict[str, Any]:
     return {
         "id": row.id,
         "provider": row.provider,
+        "account": row.account,
         "order_id": row.order_id,
         "reference": row.reference,
         "amount": row.amount,

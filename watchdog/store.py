@@ -17,6 +17,7 @@ from sqlalchemy import Engine, and_, or_, select, text, update
 from sqlalchemy.orm import Session
 
 from watchdog import audit, workers
+from watchdog.accounts import DEFAULT_ACCOUNT
 from watchdog.config import Config
 from watchdog.domain import (
     AlertStage,
@@ -34,9 +35,14 @@ from watchdog.providers.base import ProviderRules
 from watchdog.registration import NewAuthorization
 
 
-def rules_for(config: Config, provider: ProviderName) -> ProviderRules:
-    """The provider's capture rules with the configured window (the registry's)."""
-    return registry.rules(provider, config.providers.get(provider))
+def rules_for(
+    config: Config, provider: ProviderName, account: str = DEFAULT_ACCOUNT
+) -> ProviderRules:
+    """The provider's capture rules with the account's configured window (the registry's);
+    the provider's window for an account no longer configured."""
+    accounts = config.accounts.get(provider)
+    settings = accounts.get(account) if accounts is not None else None
+    return registry.rules(provider, settings or config.providers.get(provider))
 
 
 def snapshot(row: Authorization) -> AuthorizationSnapshot:
@@ -45,6 +51,7 @@ def snapshot(row: Authorization) -> AuthorizationSnapshot:
         id=row.id,
         provider=ProviderName(row.provider),
         order_id=row.order_id,
+        account=row.account,
         amount=row.amount,
         currency=row.currency,
         authorized_at=row.authorized_at,
@@ -70,8 +77,8 @@ def replan_values(
     row_snapshot: AuthorizationSnapshot, config: Config, now: dt.datetime
 ) -> dict[str, Any]:
     """Column values for the deadline and the next instant the row needs attention."""
-    rules = rules_for(config, row_snapshot.provider)
-    policy = config.policy_for(row_snapshot.provider)
+    rules = rules_for(config, row_snapshot.provider, row_snapshot.account)
+    policy = config.policy_for(row_snapshot.provider, row_snapshot.account)
     tl = timeline(row_snapshot, rules, policy)
     decision = plan(row_snapshot, rules, policy, now)
     return {
@@ -96,6 +103,7 @@ def register(
     existing = session.execute(
         select(Authorization).where(
             Authorization.provider == record.provider.value,
+            Authorization.account == record.account,
             Authorization.order_id == record.order_id,
         )
     ).scalar_one_or_none()
@@ -115,6 +123,7 @@ def register(
         return Registered(snapshot(existing), created=False)
     row = Authorization(
         provider=record.provider.value,
+        account=record.account,
         order_id=record.order_id,
         reference=record.reference,
         amount=record.amount,
@@ -145,6 +154,7 @@ def register(
             expires_at=record.expires_at,
             on_deadline=record.on_deadline,
             capture_amount=record.capture_amount,
+            account=record.account,
         ),
         config,
         now,
@@ -186,11 +196,14 @@ def get(session: Session, authorization_id: int) -> Authorization:
     return row
 
 
-def find(session: Session, provider: ProviderName, order_id: str) -> Authorization | None:
-    """Look an authorization up by its provider's id."""
+def find(
+    session: Session, provider: ProviderName, order_id: str, account: str = DEFAULT_ACCOUNT
+) -> Authorization | None:
+    """Look an authorization up by its provider's id in one account."""
     return session.execute(
         select(Authorization).where(
-            Authorization.provider == provider.value, Authorization.order_id == order_id
+            Authorization.provider == provider.value, Authorization.account == account,
+            Authorization.order_id == order_id,
         )
     ).scalar_one_or_none()
 

@@ -84,8 +84,8 @@ def test_a_missing_secret_is_named_by_account() -> None:
     (problem,) = missing_credentials(config)
     assert "providers.flitt.accounts.am-shop" in problem
     assert "WATCHDOG_FLITT_AM_SHOP_SECRET_KEY" in problem
-    with pytest.raises(ConfigError, match="accounts.am-shop: credential "
-                                          "WATCHDOG_FLITT_AM_SHOP_SECRET_KEY is not set"):
+    with pytest.raises(ConfigError, match=r"accounts\.am-shop: credential "
+                                          r"WATCHDOG_FLITT_AM_SHOP_SECRET_KEY is not set"):
         config.account(FLITT, "am-shop").credential("WATCHDOG_FLITT_SECRET_KEY")
 
 

@@ -51,12 +51,14 @@ class Page:
 
 def list_authorizations(
     engine: Engine, *, provider: ProviderName | None, state: State | None,
-    due_before: dt.datetime | None, after_id: int, limit: int,
+    due_before: dt.datetime | None, after_id: int, limit: int, account: str | None = None,
 ) -> Page:
     """Authorizations ordered by id, after ``after_id``, filtered."""
     stmt = select(Authorization).where(Authorization.id > after_id)
     if provider is not None:
         stmt = stmt.where(Authorization.provider == provider.value)
+    if account is not None:
+        stmt = stmt.where(Authorization.account == account)
     if state is not None:
         stmt = stmt.where(Authorization.state == state.value)
     if due_before is not None:

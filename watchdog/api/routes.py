@@ -214,6 +214,10 @@ def get_authorization(authorization_id: AuthorizationId, ctx: Ctx, who: Reader) 
 def list_authorizations(
     ctx: Ctx, who: Reader,
     provider: Annotated[ProviderName | None, Query()] = None,
+    account: Annotated[str | None, Query(
+        pattern=r"^[a-z0-9][a-z0-9-]{0,31}$",
+        description="Only rows of this merchant account (of any provider, or of `provider`)."
+    )] = None,
     state: Annotated[State | None, Query()] = None,
     due_before: Annotated[str | None, Query(
         description="Only rows whose next action is at or before this ISO 8601 instant.",
@@ -233,7 +237,8 @@ def list_authorizations(
             raise ValidationError("due_before", "is outside the supported calendar range") from None
     after = queries.decode_cursor(cursor) if cursor is not None else 0
     page = queries.list_authorizations(ctx.engine, provider=provider, state=state,
-                                       due_before=due, after_id=after, limit=limit)
+                                       due_before=due, after_id=after, limit=limit,
+                                       account=account)
     return {"items": page.items, "next_cursor": page.next_cursor}
 
 

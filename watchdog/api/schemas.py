@@ -38,6 +38,10 @@ class RegistrationIn(BaseModel):
     provider: ProviderName
     order_id: str = Field(pattern=r"^[A-Za-z0-9_.:\-]{1,64}$",
                           description="The provider's order/transaction id.")
+    account: str | None = Field(
+        default=None, pattern=r"^[a-z0-9][a-z0-9-]{0,31}$",
+        description="The merchant account at the provider, as configured "
+                    "(`[providers.<name>.accounts.<account>]`); default `default`.")
     amount: StrictInt = Field(ge=1, le=10**15, description="Authorized amount in minor units.")
     currency: str = Field(description="ISO 4217 code, e.g. JPY.",
                           json_schema_extra={"enum": _CURRENCIES})
@@ -77,6 +81,7 @@ class AuthorizationOut(BaseModel):
 
     id: int
     provider: ProviderName
+    account: str = "default"
     order_id: str
     reference: str | None
     amount: int
