@@ -10,14 +10,19 @@ from watchdog.clock import SYSTEM_CLOCK
 
 @click.command("pause")
 @click.option("--provider", default=controls.GLOBAL, help="Pause one provider (default: all).")
+@click.option("--account", default=None,
+              help="Pause only this merchant account of --provider (or write PROVIDER/ACCOUNT).")
 @click.option("--reason", required=True, help="Why; shown in alerts, plan and the audit.")
 @click.pass_context
-def pause(click_ctx: click.Context, provider: str, reason: str) -> None:
-    """Stop moving money (globally or for one provider); planning and alerting go on."""
+def pause(click_ctx: click.Context, provider: str, account: str | None, reason: str) -> None:
+    """Stop moving money (globally, for one provider or one provider account); planning
+    and alerting go on."""
     from watchdog.cli import friendly_errors, operator
 
     @friendly_errors
     def act() -> None:
+        nonlocal provider
+        provider = controls.scope_of(provider, account)
         controls.pause(click_ctx.obj.engine(), provider, reason, operator(), SYSTEM_CLOCK.now())
         click.echo(
             f"paused {'all providers' if provider == controls.GLOBAL else provider}: {reason}"
@@ -28,13 +33,17 @@ def pause(click_ctx: click.Context, provider: str, reason: str) -> None:
 
 @click.command("resume")
 @click.option("--provider", default=controls.GLOBAL, help="Resume one provider (default: all).")
+@click.option("--account", default=None,
+              help="Resume only this merchant account of --provider (or write PROVIDER/ACCOUNT).")
 @click.pass_context
-def resume(click_ctx: click.Context, provider: str) -> None:
+def resume(click_ctx: click.Context, provider: str, account: str | None) -> None:
     """Lift a pause; what is due is acted on at the next pass."""
     from watchdog.cli import friendly_errors, operator
 
     @friendly_errors
     def act() -> None:
+        nonlocal provider
+        provider = controls.scope_of(provider, account)
         lifted = controls.resume(click_ctx.obj.engine(), provider, operator(), SYSTEM_CLOCK.now())
         click.echo(f"resumed {provider}" if lifted else f"{provider} was not paused")
 

@@ -11,6 +11,7 @@ from sqlalchemy import Engine, delete, select
 from sqlalchemy.orm import Session
 
 from watchdog import audit
+from watchdog.accounts import account_problem, parse_target
 from watchdog.audit import AuditEvent
 from watchdog.db import transaction
 from watchdog.domain import ProviderName
@@ -24,7 +25,7 @@ GLOBAL = "*"
 class Pause:
     """Who paused what, when, and why."""
 
-    scope: str  # "*" or a provider name
+    scope: str  # "*", a provider name, or "<provider>/<account>" (one merchant account)
     reason: str
     actor: str
     since: dt.datetime
@@ -49,9 +50,19 @@ def pauses(session: Session) -> dict[str, Pause]:
     }
 
 
-def pause_for(all_pauses: dict[str, Pause], provider: ProviderName | str) -> Pause | None:
-    """The pause that stops money moving for ``provider``, if any."""
-    return all_pauses.get(GLOBAL) or all_pauses.get(str(provider))
+def pause_for(
+    all_pauses: dict[str, Pause], provider: ProviderName | str, account: str | None = None
+) -> Pause | None:
+    """The pause that stops money moving for ``provider`` (and its ``account``), if any:
+    all providers, the whole provider, or that one account."""
+    found = all_pauses.get(GLOBAL) or all_pauses.get(str(provider))
+    if found is None and account is not None:
+        found = all_pauses.get(f"{provider}/{account}")
+    return found
+
+
+def _audit_provider(scope: str) -> str | None:
+    return None if scope == GLOBAL else scope.partition("/")[0]
 
 
 def pause(engine: Engine, scope: str, reason: str, actor: str, now: dt.datetime) -> None:
@@ -73,7 +84,7 @@ def pause(engine: Engine, scope: str, reason: str, actor: str, now: dt.datetime)
                 AuditEvent(
                     event="operator:pause:set",
                     actor=actor,
-                    provider=None if scope == GLOBAL else scope,
+                    provider=_audit_provider(scope),
                     detail={"scope": scope, "reason": reason},
                 )
             ],
@@ -94,7 +105,7 @@ def resume(engine: Engine, scope: str, actor: str, now: dt.datetime) -> bool:
                 AuditEvent(
                     event="operator:pause:lift",
                     actor=actor,
-                    provider=None if scope == GLOBAL else scope,
+                    provider=_audit_provider(scope),
                     detail={"scope": scope},
                 )
             ],
@@ -141,7 +152,19 @@ def is_approved(session: Session, authorization_id: int) -> bool:
 
 
 def _check_scope(scope: str) -> None:
-    if scope != GLOBAL and scope not in {p.value for p in ProviderName}:
+    provider, account = parse_target(scope)
+    if scope != GLOBAL and provider not in {p.value for p in ProviderName}:
         raise ValueError(
-            f"--provider: {scope!r} is not one of {', '.join(p.value for p in ProviderName)}"
+            f"--provider: {provider!r} is not one of {', '.join(p.value for p in ProviderName)}"
         )
+    if account is not None and account_problem(account) is not None:
+        raise ValueError(f"--account: {account_problem(account)}")
+
+
+def scope_of(provider: str, account: str | None) -> str:
+    """The pause scope of ``--provider`` and ``--account`` (``flitt/ge-shop``)."""
+    if account is None:
+        return provider
+    if provider == GLOBAL:
+        raise ValueError("--account: needs --provider (an account is one provider's)")
+    return f"{provider}/{account}"

@@ -7,6 +7,7 @@ import datetime as dt
 from sqlalchemy import Engine
 
 from watchdog import controls, store
+from watchdog.accounts import label
 from watchdog.clock import SYSTEM_CLOCK, Clock
 from watchdog.config import Config
 from watchdog.db import transaction
@@ -33,8 +34,8 @@ def explain(
         approved = controls.is_approved(session, row.id)
     snap = store.snapshot(row)
     provider = snap.provider
-    rules = store.rules_for(config, provider)
-    policy = config.policy_for(provider)
+    rules = store.rules_for(config, provider, snap.account)
+    policy = config.policy_for(provider, snap.account)
     tl = timeline(snap, rules, policy)
     decision = plan(snap, rules, policy, now)
     zone = config.zone
@@ -54,7 +55,7 @@ def explain(
         else "the global policy"
     )
     lines = [
-        f"authorization #{row.id}: {provider} order {row.order_id}, "
+        f"authorization #{row.id}: {label(provider, snap.account)} order {row.order_id}, "
         f"{format_money(row.amount, row.currency)}, state {row.state}, "
         f"captured {format_money(row.captured_amount, row.currency)}",
         f"provider status: {meaning_of(provider, row.provider_state)}",
@@ -82,7 +83,7 @@ def explain(
         f"  open amount now {format_money(open_amount(snap, rules), row.currency)}; a deadline "
         f"capture would take {format_money(capture_target(snap, rules), row.currency)}",
     ]
-    paused = controls.pause_for(all_pauses, provider)
+    paused = controls.pause_for(all_pauses, provider, snap.account)
     rails = []
     if paused:
         rails.append(

@@ -75,6 +75,12 @@ class Metrics:
         self.actions = Counter(
             f"{PREFIX}_actions", "Capture and cancel requests by outcome (did money move?).",
             ["provider", "kind", "outcome"], registry=r)
+        # The same calls by merchant account (issue 19): a family of its own, so the
+        # provider-level series keep their labels.
+        self.account_requests = Counter(
+            f"{PREFIX}_account_provider_requests",
+            "Provider calls by merchant account, operation and outcome.",
+            ["provider", "account", "operation", "outcome"], registry=r)
         self.pass_duration = Histogram(
             f"{PREFIX}_pass_duration_seconds", "Duration of scan passes in this process.",
             buckets=PASS_BUCKETS, registry=r)
@@ -125,9 +131,11 @@ class Metrics:
         """Count one delivery attempt."""
         self.alerts_sent.labels(sink, outcome).inc()
 
-    def provider_call(self, provider: str, operation: str, outcome: str, seconds: float) -> None:
+    def provider_call(self, provider: str, operation: str, outcome: str, seconds: float,
+                      account: str = "default") -> None:
         """Count and time one provider call."""
         self.provider_requests.labels(provider, operation, outcome).inc()
+        self.account_requests.labels(provider, account, operation, outcome).inc()
         self.provider_latency.labels(provider, operation).observe(seconds)
         if operation in ("capture", "cancel"):
             self.actions.labels(provider, operation, outcome).inc()
@@ -139,9 +147,11 @@ DEFAULT_METRICS = Metrics()
 class MeteredAdapter:
     """Wraps a ProviderAdapter: times every call and counts outcomes (and exceptions)."""
 
-    def __init__(self, inner: ProviderAdapter, metrics: Metrics = DEFAULT_METRICS) -> None:
+    def __init__(self, inner: ProviderAdapter, metrics: Metrics = DEFAULT_METRICS,
+                 account: str = "default") -> None:
         self.inner = inner
         self.metrics = metrics
+        self.account = account
 
     @property
     def name(self) -> ProviderName:
@@ -159,10 +169,10 @@ class MeteredAdapter:
             result = await call
         except BaseException:
             self.metrics.provider_call(self.name.value, operation, "exception",
-                                       time.perf_counter() - started)
+                                       time.perf_counter() - started, self.account)
             raise
         self.metrics.provider_call(self.name.value, operation, result.outcome.value,
-                                   time.perf_counter() - started)
+                                   time.perf_counter() - started, self.account)
         return result
 
     async def status(self, ref: AuthRef) -> ProviderResult:

@@ -19,6 +19,7 @@ from watchdog.domain import ProviderName
 from watchdog.errors import WatchdogError
 from watchdog.metrics import MeteredAdapter
 from watchdog.providers import registry
+from watchdog.providers.accounted import AccountRouter
 from watchdog.providers.base import ProviderAdapter
 from watchdog.providers.http import make_http_client
 from watchdog.scan import Scanner
@@ -37,7 +38,14 @@ def configured_adapters(
     """The registry's adapters for every usable provider, metered; and why each other one
     is unusable (``registry.configured_adapters`` builds them)."""
     adapters, problems = registry.configured_adapters(config, client)
-    return {name: MeteredAdapter(adapter) for name, adapter in adapters.items()}, problems
+    return {name: _metered(adapter) for name, adapter in adapters.items()}, problems
+
+
+def _metered(adapter: ProviderAdapter) -> ProviderAdapter:
+    """The adapter metered; a provider with accounts meters each account's adapter."""
+    if isinstance(adapter, AccountRouter):
+        return adapter.wrapped(lambda account, inner: MeteredAdapter(inner, account=account))
+    return MeteredAdapter(adapter)
 
 
 def require_schema(engine: Engine) -> None:

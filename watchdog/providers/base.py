@@ -57,6 +57,7 @@ class AuthRef:
     amount: int
     currency: str
     captured_amount: int = 0
+    account: str = "default"  # the merchant account at the provider (watchdog.accounts)
 
 
 @dataclass(frozen=True, slots=True)

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, TypeVar
 
 from watchdog.domain import ProviderName
 from watchdog.errors import ConfigError
+from watchdog.providers.accounted import AccountRouter
 from watchdog.providers.base import ProviderAdapter, ProviderRules
 from watchdog.providers.limits import LimitedAdapter
 from watchdog.providers.spec import ProviderSpec
@@ -134,16 +135,47 @@ def configured_adapters(
     adapters: dict[ProviderName, ProviderAdapter] = {}
     problems: dict[ProviderName, str] = {}
     for name, settings in config.providers.items():
-        if not settings.enabled:
-            problems[name] = "disabled in the configuration"
+        if name in config.accounts:
+            _configured_accounts(config, name, client, adapters, problems)
             continue
-        if not settings.base_url:
-            problems[name] = f"providers.{name}.base_url is not set"
+        adapter, why = _account_adapter(settings, client)
+        if adapter is None:
+            problems[name] = why
             continue
-        try:
-            adapter = build_adapter(settings, client)
-        except ConfigError as exc:
-            problems[name] = str(exc)
-            continue
-        adapters[name] = LimitedAdapter(adapter, settings.max_concurrency, settings.rate_limit)
+        adapters[name] = adapter
     return adapters, problems
+
+
+def _account_adapter(
+    settings: ProviderSettings, client: httpx.AsyncClient
+) -> tuple[ProviderAdapter | None, str]:
+    """One account's adapter behind its own limits, or why it is unusable."""
+    if not settings.enabled:
+        return None, "disabled in the configuration"
+    if not settings.base_url:
+        return None, f"{settings.where}.base_url is not set"
+    try:
+        adapter = build_adapter(settings, client)
+    except ConfigError as exc:
+        return None, str(exc)
+    return LimitedAdapter(adapter, settings.max_concurrency, settings.rate_limit), ""
+
+
+def _configured_accounts(
+    config: Config, name: ProviderName, client: httpx.AsyncClient,
+    adapters: dict[ProviderName, ProviderAdapter], problems: dict[ProviderName, str],
+) -> None:
+    """A provider with ``accounts``: one router over each usable account's own adapter (its
+    credentials, base URL and limits); unusable when none is."""
+    usable: dict[str, ProviderAdapter] = {}
+    unusable: dict[str, str] = {}
+    for account, settings in config.accounts[name].items():
+        adapter, why = _account_adapter(settings, client)
+        if adapter is None:
+            unusable[account] = why
+        else:
+            usable[account] = adapter
+    if not usable:
+        problems[name] = "; ".join(f"account {a}: {why}" for a, why in unusable.items())
+        return
+    adapters[name] = AccountRouter(name, spec(name).rules, usable, unusable)

@@ -78,7 +78,7 @@ def released_below_minimum(ctx: ScanContext, row: Authorization, kind: ActionKin
     below the provider's minimum capture), or None."""
     if kind is not ActionKind.CANCEL:
         return None
-    rules = store.rules_for(ctx.config, ProviderName(row.provider))
+    rules = store.rules_for(ctx.config, ProviderName(row.provider), row.account)
     wanted = capture_target(store.snapshot(row), rules)
     if 0 < wanted < rules.min_capture_amount:
         return (f"releasing {format_money(wanted, row.currency)} still wanted: below "
@@ -152,7 +152,7 @@ async def send(
     if ctx.clock.now() >= guard_at:
         await outcome_too_late(ctx, row, action)
         return True
-    settings = ctx.config.provider(ProviderName(row.provider))
+    settings = ctx.settings(row)
     ref = ctx.ref(row)
 
     async def call() -> ProviderResult:

@@ -23,6 +23,7 @@ from sqlalchemy import Engine, Table, Update, bindparam, literal_column, select,
 from sqlalchemy.orm import Session
 
 from watchdog import audit, store
+from watchdog.accounts import DEFAULT_ACCOUNT
 from watchdog.alerting import resolve_alerts_many
 from watchdog.audit import AuditEvent
 from watchdog.clock import Clock
@@ -303,7 +304,8 @@ def _intents(
             attempt = max((a.attempt for a in same), default=0) + 1
             if installation is None:
                 installation = installation_id(session)
-            values = new_action(write.row.id, intent, attempt, installation)
+            values = new_action(write.row.id, intent, attempt, installation,
+                                account=write.row.account)
             inserts.append(values)
             action = Action(**values)
         intent.action = action
@@ -314,10 +316,16 @@ def _intents(
 
 
 def idempotency_key(
-    installation: str, authorization_id: int, kind: str, seq: int, attempt: int
+    installation: str, authorization_id: int, kind: str, seq: int, attempt: int,
+    account: str = DEFAULT_ACCOUNT,
 ) -> str:
     """Deterministic from our own data, so the same intent always carries the same key, and
-    prefixed with this database's installation id, so no other database ever sends it."""
+    prefixed with this database's installation id, so no other database ever sends it.
+    A named merchant account's keys carry the account too, so keys of two accounts can
+    never collide, even at a provider that scopes keys wider than one merchant (the
+    ``default`` account's keys are as they always were)."""
+    if account != DEFAULT_ACCOUNT:
+        return f"ew-{installation}-{account}-{authorization_id}-{kind}{seq}-a{attempt}"
     return f"ew-{installation}-{authorization_id}-{kind}{seq}-a{attempt}"
 
 
@@ -327,7 +335,8 @@ def installation_id(session: Session) -> str:
 
 
 def new_action(
-    authorization_id: int, intent: Intent, attempt: int, installation: str
+    authorization_id: int, intent: Intent, attempt: int, installation: str,
+    account: str = DEFAULT_ACCOUNT,
 ) -> dict[str, Any]:
     """Column values of a new pending action for ``intent``."""
     kind = intent.kind.value
@@ -337,7 +346,7 @@ def new_action(
         "seq": intent.seq,
         "attempt": attempt,
         "idempotency_key": idempotency_key(
-            installation, authorization_id, kind, intent.seq, attempt
+            installation, authorization_id, kind, intent.seq, attempt, account
         ),
         "amount": intent.amount,
         "final": intent.final,

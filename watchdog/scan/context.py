@@ -20,10 +20,11 @@ from watchdog import audit, controls, store
 from watchdog.alerting import AlertKind, Severity, alert_details, raise_alert
 from watchdog.audit import AuditEvent
 from watchdog.clock import Clock
-from watchdog.config import Config
+from watchdog.config import Config, ProviderSettings
 from watchdog.domain import ProviderName, State
 from watchdog.models import Authorization
 from watchdog.policy import Decision, plan, timeline
+from watchdog.providers.accounted import for_account
 from watchdog.providers.base import AuthRef, ProviderAdapter
 from watchdog.scan.committer import GroupCommitter
 from watchdog.scan.writes import RowWrite
@@ -57,20 +58,28 @@ class ScanContext:
     # ------------------------------------------------------------------ reading
 
     def adapter(self, row: Authorization) -> ProviderAdapter | None:
-        """The row's provider adapter, None when that provider is not configured."""
-        return self.adapters.get(ProviderName(row.provider))
+        """The adapter of the row's provider account, None when that provider or account is
+        not configured (or not usable)."""
+        return for_account(self.adapters.get(ProviderName(row.provider)), row.account)
+
+    def settings(self, row: Authorization) -> ProviderSettings:
+        """The settings of the row's provider account (the provider's when the account is
+        no longer configured)."""
+        provider = ProviderName(row.provider)
+        return self.config.accounts_of(provider).get(row.account) or self.config.provider(provider)
 
     def ref(self, row: Authorization) -> AuthRef:
         """What a provider adapter needs to know about the row."""
-        return AuthRef(row.id, row.order_id, row.amount, row.currency, row.captured_amount)
+        return AuthRef(row.id, row.order_id, row.amount, row.currency, row.captured_amount,
+                       account=row.account)
 
     def decide(self, row: Authorization, now: dt.datetime) -> Decision:
         """The policy's next step for the row as it stands."""
         provider = ProviderName(row.provider)
         return plan(
             store.snapshot(row),
-            store.rules_for(self.config, provider),
-            self.config.policy_for(provider),
+            store.rules_for(self.config, provider, row.account),
+            self.config.policy_for(provider, row.account),
             now,
         )
 
@@ -79,8 +88,8 @@ class ScanContext:
         provider = ProviderName(row.provider)
         return timeline(
             store.snapshot(row),
-            store.rules_for(self.config, provider),
-            self.config.policy_for(provider),
+            store.rules_for(self.config, provider, row.account),
+            self.config.policy_for(provider, row.account),
         )
 
     # ------------------------------------------------------------------ audit and alerts

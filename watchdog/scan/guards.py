@@ -26,10 +26,10 @@ def guard_rail(
 ) -> Hold | None:
     """Why this action must wait, as (event, reason, retry_later); None lets it go."""
     provider = ProviderName(row.provider)
-    policy = ctx.config.policy_for(provider)
+    policy = ctx.config.policy_for(provider, row.account)
     if ctx.dry_run or policy.dry_run:
         return "would", f"dry run: would {kind} {decision.amount or ''}".strip(), True
-    paused = controls.pause_for(ctx.pauses(), provider)
+    paused = controls.pause_for(ctx.pauses(), provider, row.account)
     if paused is not None:
         scope = "all providers" if paused.scope == controls.GLOBAL else paused.scope
         return "held", f"{scope} paused by {paused.actor}: {paused.reason}", True

@@ -9,7 +9,7 @@ from watchdog import store
 from watchdog.alerting import AlertKind, Severity
 from watchdog.audit import AuditEvent
 from watchdog.audit_evidence import capped_message, evidence
-from watchdog.domain import ProviderName, State
+from watchdog.domain import State
 from watchdog.models import Authorization
 from watchdog.providers.base import ProviderResult
 from watchdog.providers.retry import with_retries
@@ -24,7 +24,7 @@ async def read_status(ctx: ScanContext, row: Authorization) -> ProviderResult | 
     adapter = ctx.adapter(row)
     if adapter is None:
         return None
-    settings = ctx.config.provider(ProviderName(row.provider))
+    settings = ctx.settings(row)
     return await with_retries(
         lambda: adapter.status(ctx.ref(row)),
         settings.retry_attempts,
