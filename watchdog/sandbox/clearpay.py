@@ -43,6 +43,7 @@ from typing import Any
 from aiohttp import web
 
 from watchdog.money import CurrencyError, from_major, to_major_string
+from watchdog.sandbox.accounts import for_account
 from watchdog.sandbox.dialect import SandboxDialect
 from watchdog.sandbox.state import Order, SandboxState, iso
 from watchdog.sandbox.wire import (
@@ -60,6 +61,10 @@ CLEARPAY_SECRET_KEY = "sandbox-clearpay-secret"
 
 REQUEST_ID_WINDOW = dt.timedelta(hours=24)
 
+
+def _credentials() -> tuple[str, str]:
+    """The Basic credentials of the merchant account the request is addressed to."""
+    return for_account(CLEARPAY_MERCHANT_ID), for_account(CLEARPAY_SECRET_KEY)
 
 def error(status: int, code: str, message: str) -> Reply:
     """A Clearpay error answer."""
@@ -134,7 +139,7 @@ def _conflict() -> Reply:
 
 
 def _preamble(request: web.Request, body: bytes) -> dict[str, Any] | Reply:
-    if basic_credentials(request) != (CLEARPAY_MERCHANT_ID, CLEARPAY_SECRET_KEY):
+    if basic_credentials(request) != _credentials():
         return error(401, "unauthorized", "Credentials are required to access this resource.")
     if not body.strip():
         return {}
@@ -288,7 +293,7 @@ def _void(state: SandboxState, order_id: str, payload: dict[str, Any], key: str 
 
 def status(state: SandboxState, request: web.Request, body: bytes) -> Reply:
     """GET /v2/payments/{orderId}."""
-    if basic_credentials(request) != (CLEARPAY_MERCHANT_ID, CLEARPAY_SECRET_KEY):
+    if basic_credentials(request) != _credentials():
         return error(401, "unauthorized", "Credentials are required to access this resource.")
     order_id = request.match_info["order_id"]
     found = _lookup(state, order_id,

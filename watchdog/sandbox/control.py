@@ -12,10 +12,18 @@ from typing import Any
 
 from aiohttp import web
 
+from watchdog.accounts import DEFAULT_ACCOUNT, account_problem
 from watchdog.money import CURRENCY_EXPONENTS
 from watchdog.sandbox.dialect import dialect, names
 from watchdog.sandbox.faults import ERROR_STATUSES, FAULT_KINDS, HANG_APPLY, Fault
-from watchdog.sandbox.state import OPERATIONS, ORDER_STATES, Order, SandboxState, iso
+from watchdog.sandbox.state import (
+    OPERATIONS,
+    ORDER_STATES,
+    Order,
+    SandboxState,
+    iso,
+    order_key,
+)
 
 
 class ControlError(ValueError):
@@ -74,7 +82,8 @@ def provider_status(state: SandboxState, order: Order) -> str:
 def snapshot(state: SandboxState, order: Order) -> dict[str, Any]:
     """An order as the control API shows it."""
     return {
-        "provider": order.provider, "order_id": order.order_id, "amount": order.amount,
+        "provider": order.provider, "account": order.account,
+        "order_id": order.order_id, "amount": order.amount,
         "currency": order.currency, "state": order.state,
         "authorized_at": iso(order.authorized_at), "expires_at": iso(order.expires_at),
         "captured": order.captured, "released": order.released, "refunded": order.refunded,
@@ -109,10 +118,14 @@ def create_order(state: SandboxState, payload: Any) -> Order:
     settle_seconds = None if settle is None else _number("settle_seconds", settle)
     outcome = _choice("settle_outcome", payload.get("settle_outcome", "succeed"),
                       ("succeed", "fail"))
+    account = payload.get("account") or DEFAULT_ACCOUNT
+    if account_problem(account) is not None:
+        raise ControlError("account", str(account_problem(account)))
     try:
         order = state.create_order(provider, order_id, amount, str(currency),
                                    authorized_at=authorized_at, expires_at=expires_at,
-                                   state=order_state)  # type: ignore[arg-type]
+                                   state=order_state,  # type: ignore[arg-type]
+                                   account=account)
     except KeyError:
         raise DuplicateOrderError(
             "order_id", f"{provider} order {order_id!r} already exists") from None
@@ -203,7 +216,9 @@ def routes(state: SandboxState) -> list[tuple[str, str, Callable[[web.Request],
         return _ok(snapshot(state, order), 201)
 
     async def get_order(request: web.Request) -> web.Response:
-        order = state.orders.get((request.match_info["provider"], request.match_info["order_id"]))
+        order = state.orders.get(order_key(
+            request.match_info["provider"], request.match_info["order_id"],
+            request.query.get("account", DEFAULT_ACCOUNT)))
         if order is None:
             return _ok({"error": "no such order"}, 404)
         state.refresh(order)

@@ -53,6 +53,7 @@ from urllib.parse import parse_qsl, urlencode
 
 from aiohttp import web
 
+from watchdog.sandbox.accounts import for_account
 from watchdog.sandbox.dialect import SandboxDialect
 from watchdog.sandbox.state import Order, SandboxState
 from watchdog.sandbox.wire import Reply, Route, idempotent, json_reply, parse_json
@@ -107,9 +108,9 @@ class _Call:
 
     def success(self, response: dict[str, Any]) -> Reply:
         response = {**response, "response_status": "success"}
-        masked = signature_string(FLITT_SECRET_KEY, response).replace(
-            FLITT_SECRET_KEY, "*" * 10, 1)
-        response["signature"] = sign(FLITT_SECRET_KEY, response)
+        masked = signature_string(for_account(FLITT_SECRET_KEY), response).replace(
+            for_account(FLITT_SECRET_KEY), "*" * 10, 1)
+        response["signature"] = sign(for_account(FLITT_SECRET_KEY), response)
         response["response_signature_string"] = masked
         return self.answer(response)
 
@@ -134,9 +135,9 @@ def _parse(state: SandboxState, request: web.Request, body: bytes) -> _Call | Re
     for name in ("merchant_id", "signature"):
         if _text(params.get(name)) == "":
             return call.failure(1011, f"Parameter `{name}` is missing")
-    if _text(params["merchant_id"]) != FLITT_MERCHANT_ID:
+    if _text(params["merchant_id"]) != for_account(FLITT_MERCHANT_ID):
         return call.failure(1016, "Merchant not found")
-    if params["signature"] != sign(FLITT_SECRET_KEY, params):
+    if params["signature"] != sign(for_account(FLITT_SECRET_KEY), params):
         return call.failure(1014, "Invalid signature")
     if _text(params.get("order_id")) == "":
         return call.failure(1011, "Parameter `order_id` is missing")
@@ -197,7 +198,7 @@ def capture(state: SandboxState, request: web.Request, body: bytes) -> Reply:
         return amount
     if order is None:
         return call.failure(1018, "Order not found")
-    head = {"order_id": order_id, "merchant_id": int(FLITT_MERCHANT_ID),
+    head = {"order_id": order_id, "merchant_id": int(for_account(FLITT_MERCHANT_ID)),
             "response_code": "", "response_description": ""}
     if order.captured > 0:
         if amount == order.captured:
@@ -258,7 +259,7 @@ def _reverse(state: SandboxState, call: _Call, order_id: str, reverse_id: str | 
         if state.pend(order, "cancel", amount, applied=False, key=reverse_id,
                       default_seconds=None) is not None:
             return call.success({
-                "order_id": order_id, "merchant_id": int(FLITT_MERCHANT_ID),
+                "order_id": order_id, "merchant_id": int(for_account(FLITT_MERCHANT_ID)),
                 "reverse_status": "processing", "reversal_amount": amount,
                 "currency": order.currency, "transaction_id": state.next_id(),
                 "response_code": "", "response_description": "",
@@ -276,7 +277,7 @@ def _reverse(state: SandboxState, call: _Call, order_id: str, reverse_id: str | 
     order.updated_at = state.clock.now()
     state.record_effect(order, operation, amount, reverse_id)
     return call.success({
-        "order_id": order_id, "merchant_id": int(FLITT_MERCHANT_ID),
+        "order_id": order_id, "merchant_id": int(for_account(FLITT_MERCHANT_ID)),
         "reverse_status": "approved", "reversal_amount": amount, "currency": order.currency,
         "transaction_id": state.next_id(), "response_code": "", "response_description": "",
     })
@@ -296,7 +297,7 @@ def status(state: SandboxState, request: web.Request, body: bytes) -> Reply:
             "client_fee": 0.0, "bonus": None, "reservation_data": None}
     return call.success({
         "order_id": order_id,
-        "merchant_id": int(FLITT_MERCHANT_ID),
+        "merchant_id": int(for_account(FLITT_MERCHANT_ID)),
         "order_status": order_status(order),
         "amount": order.amount,
         "actual_amount": order.amount,

@@ -44,6 +44,7 @@ from typing import Any
 from aiohttp import web
 
 from watchdog.money import CurrencyError, from_major, to_major
+from watchdog.sandbox.accounts import for_account
 from watchdog.sandbox.dialect import SandboxDialect
 from watchdog.sandbox.state import Order, SandboxState, iso
 from watchdog.sandbox.wire import (
@@ -64,6 +65,10 @@ CAPTURE_FIELDS = frozenset(
 CANCEL_FIELDS = frozenset(
     {"transactionId", "merchantKey", "modificationId", "description", "customReferences"})
 
+
+def _credentials() -> tuple[str, str]:
+    """The Basic credentials of the merchant account the request is addressed to."""
+    return for_account(JPMMPS_MERCHANT_KEY), for_account(JPMMPS_AUTHENTICATION_KEY)
 
 def error(status: int, code: str, message: str, ignored: list[str] | None = None) -> Reply:
     """A JPMMPS error answer."""
@@ -121,7 +126,7 @@ def model(state: SandboxState, order: Order, ignored: list[str],
 def _common(request: web.Request, body: bytes,
             known: frozenset[str]) -> tuple[dict[str, Any], list[str]] | Reply:
     creds = basic_credentials(request)
-    if creds != (JPMMPS_MERCHANT_KEY, JPMMPS_AUTHENTICATION_KEY):
+    if creds != _credentials():
         return error(401, "UNAUTHORIZED", "Invalid merchantKey or authenticationKey")
     try:
         payload = parse_json(body)
@@ -279,7 +284,7 @@ def _cancel(state: SandboxState, payload: dict[str, Any], ignored: list[str],
 
 def status(state: SandboxState, request: web.Request, body: bytes) -> Reply:
     """GET /payment/status/{transactionId}."""
-    if basic_credentials(request) != (JPMMPS_MERCHANT_KEY, JPMMPS_AUTHENTICATION_KEY):
+    if basic_credentials(request) != _credentials():
         return error(401, "UNAUTHORIZED", "Invalid merchantKey or authenticationKey")
     tx = request.match_info["transaction_id"]
     order = state.find("jpmmps", tx)

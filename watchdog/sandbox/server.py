@@ -15,8 +15,9 @@ from typing import Any, Self, TypeVar
 from aiohttp import web
 
 from watchdog.sandbox import control
+from watchdog.sandbox.accounts import ACCOUNT_PATH, prefix
 from watchdog.sandbox.dialect import DialectView, dialects
-from watchdog.sandbox.state import SandboxState
+from watchdog.sandbox.state import SandboxState, order_key
 from watchdog.sandbox.wire import bind
 
 T = TypeVar("T")
@@ -34,6 +35,8 @@ def build_app(state: SandboxState) -> web.Application:
     for speaks in dialects():
         for method, path, route in speaks.routes:
             app.router.add_route(method, path, bind(state, route))
+            # The same API for every other merchant account (watchdog.sandbox.accounts).
+            app.router.add_route(method, ACCOUNT_PATH + path, bind(state, route))
     for method, path, handler in control.routes(state):
         app.router.add_route(method, path, handler)
     return app
@@ -124,9 +127,9 @@ class SandboxServer:
         """``http://host:port`` of the running server."""
         return f"http://{self.host}:{self.port}"
 
-    def base_urls(self) -> dict[str, str]:
-        """Each provider's base URL, as an adapter is configured with it."""
-        return {name: self.url + mount for name, mount in MOUNTS.items()}
+    def base_urls(self, account: str = "default") -> dict[str, str]:
+        """Each provider's base URL for ``account``, as an adapter is configured with it."""
+        return {name: self.url + prefix(account) + mount for name, mount in MOUNTS.items()}
 
     # -- direct control ------------------------------------------------------------------
 
@@ -144,7 +147,8 @@ class SandboxServer:
                      authorized_at: dt.datetime | None = None,
                      expires_at: dt.datetime | None = None,
                      state: str = "authorized", settle_seconds: float | None = None,
-                     settle_outcome: str = "succeed") -> dict[str, Any]:
+                     settle_outcome: str = "succeed", account: str = "default",
+                     ) -> dict[str, Any]:
         """Create an authorization (amount in minor units); return its snapshot.
 
         ``settle_seconds`` makes its captures and cancels pending for that long (JPMMPS
@@ -152,15 +156,17 @@ class SandboxServer:
         payload = {"provider": provider, "order_id": order_id, "amount": amount,
                    "currency": currency, "authorized_at": authorized_at,
                    "expires_at": expires_at, "state": state,
-                   "settle_seconds": settle_seconds, "settle_outcome": settle_outcome}
+                   "settle_seconds": settle_seconds, "settle_outcome": settle_outcome,
+                   "account": account}
         return self._call(lambda: control.snapshot(
             self.state, control.create_order(self.state, payload)))
 
-    def order(self, provider: str, order_id: str) -> dict[str, Any] | None:
-        """An order's snapshot, or None."""
+    def order(self, provider: str, order_id: str, account: str = "default",
+              ) -> dict[str, Any] | None:
+        """An order's snapshot (of ``account``), or None."""
 
         def read() -> dict[str, Any] | None:
-            found = self.state.orders.get((provider, order_id))
+            found = self.state.orders.get(order_key(provider, order_id, account))
             if found is None:
                 return None
             self.state.refresh(found)

@@ -33,6 +33,7 @@ from typing import Any
 
 from aiohttp import web
 
+from watchdog.sandbox.accounts import for_account
 from watchdog.sandbox.dialect import SandboxDialect
 from watchdog.sandbox.state import Order, SandboxState, ms
 from watchdog.sandbox.wire import Reply, Route, idempotent, json_reply, parse_json
@@ -52,7 +53,8 @@ def error(status: int, code: str, message: str) -> Reply:
 
 def _authorized(request: web.Request) -> bool:
     scheme, _, key = request.headers.get("Authorization", "").partition(" ")
-    return scheme.lower() in ("basic", "bearer") and key.strip() == SMARTPAY_SECRET_KEY
+    expected = for_account(SMARTPAY_SECRET_KEY)  # the addressed merchant account's key
+    return scheme.lower() in ("basic", "bearer") and key.strip() == expected
 
 
 def order_status(order: Order) -> str:

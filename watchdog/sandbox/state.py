@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final, Literal
 
+from watchdog.sandbox.accounts import current as current_account
 from watchdog.sandbox.dialect import DialectView
 
 UTC = dt.UTC
@@ -124,6 +125,7 @@ class Order:
     state: OrderState
     created_at: dt.datetime
     updated_at: dt.datetime
+    account: str = "default"  # the merchant account that holds it (sandbox.accounts)
     captured: int = 0
     released: int = 0  # uncaptured money given back (cancel, void, reverse, remainder, lapse)
     refunded: int = 0  # captured money given back (Flitt reverse after capture)
@@ -163,6 +165,11 @@ class StoredAnswer:
     content_type: str | None
     headers: tuple[tuple[str, str], ...]
     at: dt.datetime
+
+
+def order_key(provider: str, order_id: str, account: str = "default") -> tuple[str, str]:
+    """Where an order is kept: by provider and order id, a named account's apart."""
+    return (provider, order_id) if account == "default" else (f"{provider}@{account}", order_id)
 
 
 class SandboxState:
@@ -217,9 +224,13 @@ class SandboxState:
         authorized_at: dt.datetime | None = None,
         expires_at: dt.datetime | None = None,
         state: OrderState = "authorized",
+        account: str | None = None,
     ) -> Order:
-        """Store a new authorization; raise KeyError if the id is taken at that provider."""
-        if (provider, order_id) in self.orders:
+        """Store a new authorization; raise KeyError if the id is taken at that provider
+        account (``account``: the current request's)."""
+        account = current_account() if account is None else account
+        key = order_key(provider, order_id, account)
+        if key in self.orders:
             raise KeyError(f"{provider} order {order_id!r} already exists")
         now = self.clock.now()
         auth = (authorized_at or now).astimezone(UTC)
@@ -227,22 +238,24 @@ class SandboxState:
         order = Order(
             provider=provider, order_id=order_id, amount=amount, currency=currency,
             authorized_at=auth, expires_at=expires, state=state,
-            created_at=auth, updated_at=auth,
+            created_at=auth, updated_at=auth, account=account,
         )
-        self.orders[(provider, order_id)] = order
+        self.orders[key] = order
         self.refresh(order)
         return order
 
     def find(self, provider: str, order_id: str, *, currency: str | None = None,
-             amount: int | None = None) -> Order | None:
-        """The order, lapsed if its time is up; auto-created when that option is on."""
-        order = self.orders.get((provider, order_id))
+             amount: int | None = None, account: str | None = None) -> Order | None:
+        """The order of the account (the current request's), lapsed if its time is up;
+        auto-created when that option is on."""
+        account = current_account() if account is None else account
+        order = self.orders.get(order_key(provider, order_id, account))
         if order is None:
             if not self.auto_create:
                 return None
             order = self.create_order(
                 provider, order_id, amount or self.auto_create_amount,
-                currency or DEFAULT_CURRENCIES[provider],
+                currency or DEFAULT_CURRENCIES[provider], account=account,
             )
         self.refresh(order)
         return order
@@ -314,6 +327,7 @@ class SandboxState:
         entry = {
             "seq": len(self.ledger) + 1,
             "provider": order.provider,
+            "account": order.account,
             "order_id": order.order_id,
             "operation": operation,
             "amount": amount,
@@ -330,6 +344,7 @@ class SandboxState:
         self.requests.append({
             "provider": provider, "operation": operation, "method": method, "path": path,
             "status": status, "fault": fault, "at": iso(self.clock.now()),
+            "account": current_account(),
         })
 
     # -- idempotent answers --------------------------------------------------------------

@@ -18,6 +18,8 @@ from typing import Any
 
 from aiohttp import web
 
+from watchdog.accounts import account_problem
+from watchdog.sandbox.accounts import ACCOUNT, scoped
 from watchdog.sandbox.faults import Fault
 from watchdog.sandbox.state import SandboxState
 
@@ -117,7 +119,7 @@ async def serve(state: SandboxState, route: Route, request: web.Request) -> web.
     if route.inflight_key is not None:
         key = route.inflight_key(body)
         if key is not None:
-            flight = (route.provider, key)
+            flight = (scoped(route.provider), key)
             if flight in state.inflight and route.conflict is not None:
                 return _finish(state, route, request, route.conflict(), kind)
             state.inflight.add(flight)
@@ -162,7 +164,16 @@ def bind(state: SandboxState, route: Route) -> Callable[[web.Request], Any]:
     """An aiohttp handler for ``route`` over ``state``."""
 
     async def handle(request: web.Request) -> web.Response:
-        return await serve(state, route, request)
+        account = request.match_info.get("account")
+        if account is None:
+            return await serve(state, route, request)
+        if account_problem(account) is not None:
+            raise web.HTTPNotFound()
+        token = ACCOUNT.set(account)
+        try:
+            return await serve(state, route, request)
+        finally:
+            ACCOUNT.reset(token)
 
     return handle
 
@@ -184,6 +195,7 @@ def idempotent(
     """
     if key is None:
         return compute()
+    scope = scoped(scope)  # each merchant account has its own keys
     stored = state.recall(scope, key, window)
     if stored is not None:
         if stored.fingerprint != fingerprint:
