@@ -105,6 +105,7 @@ def alert_details(row: Authorization, tried: str, zone: dt.tzinfo | None = None)
     return {
         "authorization_id": row.id,
         "provider": row.provider,
+        "account": row.account,
         "order_id": row.order_id,
         "reference": row.reference,
         "amount_minor": row.amount,
@@ -145,6 +146,7 @@ def raise_alert(
     """Fire (or escalate) the alert for (kind, subject); firing twice does not notify twice."""
     key = dedup_key(kind, authorization_id, provider)
     details = {**details, "next_steps": NEXT_STEPS[kind], "kind": kind.value}
+    provider = provider.partition("/")[0] if provider else provider  # "<provider>/<account>"
     alert = session.execute(select(Alert).where(Alert.dedup_key == key)).scalar_one_or_none()
     if alert is None:
         alert = Alert(

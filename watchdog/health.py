@@ -19,6 +19,7 @@ from sqlalchemy import Engine, func, select, text
 from sqlalchemy.orm import Session
 
 from watchdog import audit, migrate, workers
+from watchdog.accounts import DEFAULT_ACCOUNT, label
 from watchdog.alerting import AlertKind, AlertStatus, Severity, dedup_key, raise_alert
 from watchdog.alerts.settings import AlertSettings, alert_settings_of
 from watchdog.audit import AuditEvent, process_actor
@@ -99,20 +100,31 @@ def provider_health(session: Session, since: dt.datetime) -> dict[str, ProviderH
     """Per provider: recent status reads and capture/cancel outcomes, and how many failed
     with no answer (retryable/unknown) — read from the audit trail."""
     top = session.scalar(select(func.max(AuditRow.id))) or 0
+    # By merchant account too (issue 19): an outage of one account's credentials or host is
+    # that account's alert (subject ``provider/account``; ``provider`` for ``default``).
     rows = session.execute(
-        select(AuditRow.provider, AuditRow.outcome, func.count())
+        select(AuditRow.provider, Authorization.account, AuditRow.outcome, func.count())
+        .select_from(AuditRow)
+        .outerjoin(Authorization, Authorization.id == AuditRow.authorization_id)
         .where(AuditRow.id > top - AUDIT_SCAN_LIMIT, AuditRow.recorded_at >= since,
                AuditRow.event.in_(PROVIDER_EVENTS), AuditRow.provider.is_not(None))
-        .group_by(AuditRow.provider, AuditRow.outcome)
+        .group_by(AuditRow.provider, Authorization.account, AuditRow.outcome)
     ).all()
     calls: dict[str, int] = {}
     errors: dict[str, int] = {}
-    for provider, outcome, n in rows:
-        assert provider is not None
+    for name, account, outcome, n in rows:
+        assert name is not None
+        provider = label(name, account or DEFAULT_ACCOUNT)
         calls[provider] = calls.get(provider, 0) + n
         if outcome in ERROR_OUTCOMES:
             errors[provider] = errors.get(provider, 0) + n
     return {p: ProviderHealth(p, calls[p], errors.get(p, 0)) for p in calls}
+
+
+def _account_detail(subject: str) -> dict[str, str]:
+    """``{"account": ...}`` of a ``provider/account`` subject (nothing for a provider)."""
+    _, sep, account = subject.partition("/")
+    return {"account": account} if sep else {}
 
 
 def evaluate_providers(engine: Engine, settings: AlertSettings, clock: Clock,
@@ -125,10 +137,11 @@ def evaluate_providers(engine: Engine, settings: AlertSettings, clock: Clock,
     raised: dict[str, Severity] = {}
     with transaction(engine) as session:
         health = provider_health(session, now - settings.provider_window)
-        firing = session.scalars(select(Alert.provider).where(
-            Alert.kind == AlertKind.PROVIDER_UNHEALTHY.value,
-            Alert.status.in_([AlertStatus.FIRING.value, AlertStatus.ACKNOWLEDGED.value]),
-        )).all()
+        firing = [key.partition(":provider:")[2] for key in session.scalars(
+            select(Alert.dedup_key).where(
+                Alert.kind == AlertKind.PROVIDER_UNHEALTHY.value,
+                Alert.status.in_([AlertStatus.FIRING.value, AlertStatus.ACKNOWLEDGED.value]),
+            )).all()]
         for provider in sorted(set(health) | {p for p in firing if p}):
             h = health.get(provider, ProviderHealth(provider, 0, 0))
             if h.calls >= settings.provider_min_calls and h.error_rate >= \
@@ -138,7 +151,8 @@ def evaluate_providers(engine: Engine, settings: AlertSettings, clock: Clock,
                     session, AlertKind.PROVIDER_UNHEALTHY, severity,
                     f"{provider}: {h.errors} of {h.calls} calls failed without an answer in the "
                     f"last {format_duration(settings.provider_window)}",
-                    {"subject": provider, "provider": provider, "calls": h.calls,
+                    {"subject": provider, "provider": provider.partition("/")[0],
+                     **_account_detail(provider), "calls": h.calls,
                      "errors": h.errors, "error_rate": round(h.error_rate, 3),
                      "tried": "status reads and capture/cancel requests with retries"},
                     now, actor, provider=provider,
@@ -171,7 +185,8 @@ def resolve_subject(session: Session, kind: AlertKind, subject: str, now: dt.dat
     alert.resolved_at = now
     session.flush()
     audit.append(session, [AuditEvent(
-        event=f"alert:{kind.value}:resolve", actor=actor, provider=subject[:16],
+        event=f"alert:{kind.value}:resolve", actor=actor,
+        provider=subject.partition("/")[0][:16],
         detail={"dedup_key": alert.dedup_key, "reason": reason},
     )], now)
     return True

@@ -8,6 +8,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from watchdog.accounts import DEFAULT_ACCOUNT, label
 from watchdog.models import Alert
 from watchdog.money import format_money
 
@@ -112,7 +113,8 @@ class Notification:
         lines = []
         if self.authorization_id is not None:
             ref = f", merchant reference {d['reference']}" if d.get("reference") else ""
-            lines.append(f"Authorization {self.authorization_id}: {d.get('provider')} order "
+            where = label(str(d.get("provider")), str(d.get("account") or DEFAULT_ACCOUNT))
+            lines.append(f"Authorization {self.authorization_id}: {where} order "
                          f"{d.get('order_id')}{ref}.")
             amount = d.get("amount_display") or _display(d.get("amount"), d.get("currency"))
             authorized = d.get("authorized_display") or _display(
@@ -125,7 +127,8 @@ class Notification:
             lines.append(f"{line}, {countdown} as of {_utc(now)}." if countdown and now
                          else f"{line}.")
         elif self.provider:
-            lines.append(f"Subject: {self.provider}.")
+            subject = d.get("subject") if d.get("account") else self.provider
+            lines.append(f"Subject: {subject}.")
         if d.get("tried"):
             lines.append(f"Watchdog tried: {d['tried']}.")
         if self.next_steps:

@@ -17,6 +17,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from watchdog import audit, controls, store
+from watchdog.accounts import DEFAULT_ACCOUNT, label
 from watchdog.alerting import AlertKind, Severity, alert_details, raise_alert
 from watchdog.audit import AuditEvent
 from watchdog.clock import Clock
@@ -137,6 +138,9 @@ class ScanContext:
     ) -> None:
         """Raise an alert about ``row`` in the caller's transaction (the outbox)."""
         self.committer.known.alert_raised(row.id)
+        if row.account != DEFAULT_ACCOUNT and summary.startswith(f"{row.provider} "):
+            # "flitt/ge-shop order 1: ...": the text names the merchant account
+            summary = label(row.provider, row.account) + summary[len(row.provider):]
         raise_alert(
             session,
             kind,

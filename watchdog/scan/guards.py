@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from watchdog import controls
+from watchdog.accounts import label
 from watchdog.alerting import AlertKind, Severity
 from watchdog.domain import ActionKind, ProviderName
 from watchdog.models import Authorization
@@ -121,7 +122,8 @@ async def hold(
 
 async def not_configured(ctx: ScanContext, row: Authorization) -> None:
     """The row's provider has no adapter: defer it."""
-    await defer(ctx, row, f"provider {row.provider} is not configured (base_url/credentials)")
+    await defer(ctx, row, f"provider {label(row.provider, row.account)} is not configured "
+                          "(base_url/credentials)")
 
 
 async def defer(ctx: ScanContext, row: Authorization, why: str) -> None:
