@@ -29,7 +29,7 @@ from typing import Any
 import psycopg
 from sqlalchemy import Engine
 
-from watchdog import migrate
+from watchdog import schema
 from watchdog.config import Config, parse_config
 from watchdog.db import make_engine
 from watchdog.domain import DeadlineSource, ProviderName
@@ -173,7 +173,7 @@ def databases(backends: str) -> Iterator[Callable[[str], str]]:
 def migrated(url: str, **kwargs: Any) -> Engine:
     """An engine on ``url``, migrated to head by alembic (as the service does)."""
     engine = make_engine(url, **kwargs)
-    migrate.upgrade(engine)
+    schema.upgrade(engine)
     return engine
 
 

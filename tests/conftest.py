@@ -17,7 +17,7 @@ import pytest
 from sqlalchemy import Engine
 
 from tests.support.postgres import PostgresServer
-from watchdog import migrate
+from watchdog import schema
 from watchdog.clock import FrozenClock
 from watchdog.config import Config, parse_config
 from watchdog.db import make_engine
@@ -54,7 +54,7 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 def engine(db_url: str) -> Iterator[Engine]:
     """A database migrated to head by alembic (never create_all)."""
     eng = make_engine(db_url)
-    migrate.upgrade(eng)
+    schema.upgrade(eng)
     yield eng
     eng.dispose()
 

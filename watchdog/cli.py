@@ -260,7 +260,8 @@ def db_upgrade(ctx: Ctx, revision: str) -> None:
     the user of database.url is then granted only what the service needs (SELECT, INSERT on
     audit_log).
     """
-    from watchdog import db_roles, migrate
+    from watchdog import db_roles
+    from watchdog import schema as migrate
     from watchdog.db import make_engine
 
     owner = db_roles.owner_url()
@@ -283,7 +284,7 @@ def db_upgrade(ctx: Ctx, revision: str) -> None:
 @friendly_errors
 def db_downgrade(ctx: Ctx, revision: str) -> None:
     """Migrate the database back to REVISION (``base`` removes every table)."""
-    from watchdog import migrate
+    from watchdog import schema as migrate
 
     engine = ctx.engine()
     migrate.downgrade(engine, revision)
@@ -295,7 +296,7 @@ def db_downgrade(ctx: Ctx, revision: str) -> None:
 @friendly_errors
 def db_current(ctx: Ctx) -> None:
     """Print the schema revision and whether it is current."""
-    from watchdog import migrate
+    from watchdog import schema as migrate
 
     engine = ctx.engine()
     current, head = migrate.current_revision(engine), migrate.head_revision(engine)

@@ -18,7 +18,7 @@ from fastapi import APIRouter, FastAPI, Request, Response
 from sqlalchemy import Engine, func, select, text
 from sqlalchemy.orm import Session
 
-from watchdog import audit, migrate, workers
+from watchdog import audit, schema, workers
 from watchdog.alerting import AlertKind, AlertStatus, Severity, dedup_key, raise_alert
 from watchdog.alerts.settings import AlertSettings, alert_settings_of
 from watchdog.audit import AuditEvent, process_actor
@@ -216,7 +216,7 @@ def nagios_check(engine: Engine, clock: Clock, warning_stale: dt.timedelta,
     holding rows without a heartbeat within ``config.scheduler.lease`` are named.
     """
     try:
-        if not migrate.is_at_head(engine):
+        if not schema.is_at_head(engine):
             return CheckResult(CheckCode.UNKNOWN, [
                 "database schema is not at this version's head; run expiry-watchdog db upgrade"])
         return _check(engine, clock.now(), warning_stale, critical_stale, config)
@@ -304,7 +304,7 @@ def readiness(
         checks["database"] = f"unreachable: {_why(exc, engine)}"
         return False, checks
     try:
-        at_head = migrate.is_at_head(engine)
+        at_head = schema.is_at_head(engine)
     except Exception as exc:  # noqa: BLE001 - an unreadable version table is "not at head"
         checks["schema"] = f"unreadable: {_why(exc, engine)}"
         return False, checks
