@@ -142,8 +142,8 @@ def median_time(fn: Callable[[], Any], repeat: int) -> float:
 
 @contextlib.contextmanager
 def postgres_server() -> Iterator[Any]:
-    """The test suite's throwaway PostgreSQL server (``tests/support/postgres.py``)."""
-    sys.path.insert(0, str(ROOT))
+    """The test suite's throwaway PostgreSQL server (``tests/support/postgres.py``; importable
+    because benchmarks run as ``python -m bench.<name>`` from the repository root)."""
     from tests.support.postgres import PostgresServer
 
     with PostgresServer() as server:

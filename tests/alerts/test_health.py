@@ -6,7 +6,7 @@ import datetime as dt
 
 from sqlalchemy import Engine, select
 
-from tests.alerts.support import Receiver, deliver
+from tests.support.alerts import Receiver, deliver
 from watchdog import audit
 from watchdog.alerting import Severity
 from watchdog.alerts.settings import parse_alert_settings

@@ -11,7 +11,7 @@ from pathlib import Path
 from click.testing import CliRunner
 from sqlalchemy import Engine, select
 
-from tests.alerts.support import Deadline, Receiver, deliver, deliveries
+from tests.support.alerts import Deadline, Receiver, deliver, deliveries
 from tests.support.postgres import free_port
 from watchdog.alerting import AlertKind, Severity, raise_alert
 from watchdog.alerts.settings import AlertSettings, parse_alert_settings

@@ -73,6 +73,7 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+@pytest.mark.slow
 def test_serve_runs_a_separate_api_process(engine: Engine, db_url: str, tmp_path: Path) -> None:
     port = _free_port()
     config = _config_file(tmp_path, db_url, port)

@@ -11,7 +11,7 @@ import time
 import httpx
 from sqlalchemy import func, select
 
-from tests.api.conftest import Api, record
+from tests.support.api import Api, record
 from watchdog.api import create_app
 from watchdog.api.bounds import ClientLimits
 from watchdog.api.server import ThreadedServer

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.deploy.helpers import REPO, clean_env, run, sqlite_config
+from tests.support.deploy import REPO, clean_env, run, sqlite_config
 
 pytestmark = pytest.mark.slow
 

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import inspect, text
 
-from tests.deploy.helpers import REPO, clean_env, run
+from tests.support.deploy import REPO, clean_env, run
 from tests.support.postgres import free_port
 from watchdog import schema
 from watchdog.db import make_engine

@@ -40,7 +40,7 @@ from typing import Any
 
 import pytest
 
-from tests.deploy.helpers import REPO, require_binary, run
+from tests.support.deploy import REPO, require_binary, run
 
 SUITE = "bookworm"
 # python3-venv: install.sh builds its venv inside; util-linux: flock, runuser, setpriv.
