@@ -11,8 +11,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from provider_helpers import ALL, CLASSES, run, settings_for
 
+from tests.support.providers import ALL, CLASSES, run, settings_for
 from watchdog.domain import ProviderName
 from watchdog.providers import registry
 from watchdog.providers.base import AuthRef, Outcome, ProviderResult, ProviderState

@@ -7,8 +7,8 @@ import dataclasses
 from typing import Any
 
 import pytest
-from provider_helpers import ALL, ref, run, settings_for
 
+from tests.support.providers import ALL, ref, run, settings_for
 from watchdog.config import Config
 from watchdog.domain import ProviderName
 from watchdog.providers.base import Outcome, ProviderResult

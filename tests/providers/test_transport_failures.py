@@ -12,9 +12,9 @@ from typing import Any
 
 import httpx
 import pytest
-from provider_helpers import ALL, CLASSES, adapter_with, raising, ref, run, settings_for
-from provider_rawserver import misbehaving_server
 
+from tests.support.providers import ALL, CLASSES, adapter_with, raising, ref, run, settings_for
+from tests.support.rawserver import misbehaving_server
 from watchdog.domain import ProviderName
 from watchdog.providers.base import Outcome
 from watchdog.providers.http import make_http_client
