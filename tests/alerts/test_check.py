@@ -12,8 +12,8 @@ from sqlalchemy import Engine, update
 from watchdog import migrate, service
 from watchdog.alerting import AlertKind, Severity, raise_alert
 from watchdog.alerts.ack import acknowledge
-from watchdog.cli import Ctx
-from watchdog.cli_oncall import check
+from watchdog.cli.common import Ctx
+from watchdog.cli.oncall import check
 from watchdog.clock import FrozenClock
 from watchdog.config import Config
 from watchdog.db import make_engine, transaction
