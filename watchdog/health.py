@@ -19,7 +19,7 @@ from sqlalchemy import Engine, func, select, text
 from sqlalchemy.orm import Session
 
 from watchdog import audit, migrate, workers
-from watchdog.alerting import AlertKind, AlertStatus, Severity, dedup_key, raise_alert
+from watchdog.alerts.outbox import AlertKind, AlertStatus, Severity, dedup_key, raise_alert
 from watchdog.alerts.settings import AlertSettings, alert_settings_of
 from watchdog.audit import AuditEvent, process_actor
 from watchdog.clock import SYSTEM_CLOCK, Clock

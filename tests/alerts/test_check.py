@@ -10,8 +10,8 @@ from click.testing import CliRunner, Result
 from sqlalchemy import Engine, update
 
 from watchdog import migrate, service
-from watchdog.alerting import AlertKind, Severity, raise_alert
 from watchdog.alerts.ack import acknowledge
+from watchdog.alerts.outbox import AlertKind, Severity, raise_alert
 from watchdog.cli.common import Ctx
 from watchdog.cli.oncall import check
 from watchdog.clock import FrozenClock

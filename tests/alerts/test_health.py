@@ -8,7 +8,7 @@ from sqlalchemy import Engine, select
 
 from tests.alerts.support import Receiver, deliver
 from watchdog import audit
-from watchdog.alerting import Severity
+from watchdog.alerts.outbox import Severity
 from watchdog.alerts.settings import parse_alert_settings
 from watchdog.audit import AuditEvent
 from watchdog.clock import FrozenClock

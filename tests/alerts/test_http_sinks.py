@@ -13,7 +13,7 @@ from sqlalchemy import Engine, select
 
 from tests.alerts.support import Deadline, Receiver, deliver, deliveries
 from tests.support.postgres import free_port
-from watchdog.alerting import AlertKind, Severity, raise_alert
+from watchdog.alerts.outbox import AlertKind, Severity, raise_alert
 from watchdog.alerts.settings import AlertSettings, parse_alert_settings
 from watchdog.alerts.webhook import verify
 from watchdog.cli.common import Ctx

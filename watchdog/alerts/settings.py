@@ -23,7 +23,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from watchdog.alerting import Severity
+from watchdog.alerts.outbox import Severity
 from watchdog.durations import parse_duration
 from watchdog.errors import ConfigError
 from watchdog.secrets import Secret, read_secret

@@ -14,7 +14,7 @@ import click
 import httpx
 from sqlalchemy import select
 
-from watchdog.alerting import AlertStatus
+from watchdog.alerts.outbox import AlertStatus
 from watchdog.alerts.settings import alert_settings_of
 from watchdog.cli.common import error_report, fail, operator
 from watchdog.clock import SYSTEM_CLOCK, Clock
