@@ -116,7 +116,7 @@ async def sender_tick(
     metrics: Metrics = DEFAULT_METRICS,
 ) -> DeliveryReport | None:
     """The daemon's job: evaluate health alerts, then deliver. A database outage is logged."""
-    from watchdog.health import evaluate_health
+    from watchdog.alerts.health import evaluate_health
 
     try:
         evaluate_health(engine, settings, clock)

@@ -109,8 +109,8 @@ def ack(ctx: click.Context, authorization_id: int, note: str) -> None:
 @click.pass_context
 def notify(ctx: click.Context) -> None:
     """Evaluate health alerts and deliver pending alerts once (for timer mode, after `scan`)."""
+    from watchdog.alerts.health import evaluate_health
     from watchdog.alerts.sender import deliver_pending
-    from watchdog.health import evaluate_health
 
     try:
         obj = _obj(ctx)
