@@ -356,7 +356,7 @@ def resolve_attention(
     ``authorized`` hands it back to the watchdog; a final state closes it. The note and the
     operator go into the audit trail, and the authorization's alerts resolve.
     """
-    from watchdog.alerting import resolve_alerts
+    from watchdog.alerts.outbox import resolve_alerts
     from watchdog.errors import ValidationError
 
     if state not in _RESOLVABLE:

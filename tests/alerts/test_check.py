@@ -10,10 +10,10 @@ from click.testing import CliRunner, Result
 from sqlalchemy import Engine, update
 
 from watchdog import schema, service
-from watchdog.alerting import AlertKind, Severity, raise_alert
 from watchdog.alerts.ack import acknowledge
-from watchdog.cli import Ctx
-from watchdog.cli_oncall import check
+from watchdog.alerts.outbox import AlertKind, Severity, raise_alert
+from watchdog.cli.common import Ctx
+from watchdog.cli.oncall import check
 from watchdog.clock import FrozenClock
 from watchdog.config import Config
 from watchdog.db import make_engine, transaction

@@ -9,7 +9,8 @@ from pathlib import Path
 from click.testing import CliRunner
 
 from watchdog import audit, schema
-from watchdog.cli import main, operator
+from watchdog.cli import main
+from watchdog.cli.common import operator
 from watchdog.db import make_engine
 
 HOST = os.uname().nodename

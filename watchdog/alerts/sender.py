@@ -32,10 +32,10 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from watchdog import audit
-from watchdog.alerting import AlertStatus
 from watchdog.alerts.alertmanager import AlertmanagerSink
 from watchdog.alerts.base import Sink
 from watchdog.alerts.message import DeliveryError, Event, Notification
+from watchdog.alerts.outbox import AlertStatus
 from watchdog.alerts.routing import build_sinks, event_for, targets
 from watchdog.alerts.settings import AlertSettings
 from watchdog.audit import AuditEvent, process_actor
@@ -116,7 +116,7 @@ async def sender_tick(
     metrics: Metrics = DEFAULT_METRICS,
 ) -> DeliveryReport | None:
     """The daemon's job: evaluate health alerts, then deliver. A database outage is logged."""
-    from watchdog.health import evaluate_health
+    from watchdog.alerts.health import evaluate_health
 
     try:
         evaluate_health(engine, settings, clock)

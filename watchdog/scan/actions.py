@@ -7,7 +7,7 @@ before the provider is called; the outcome is recorded in a second transaction.
 from __future__ import annotations
 
 from watchdog import faultpoints, store
-from watchdog.alerting import AlertKind, Severity
+from watchdog.alerts.outbox import AlertKind, Severity
 from watchdog.audit import AuditEvent
 from watchdog.domain import ActionKind, ProviderName, State
 from watchdog.models import Action, Authorization

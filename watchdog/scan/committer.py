@@ -23,7 +23,7 @@ from sqlalchemy import Engine, Table, Update, bindparam, literal_column, select,
 from sqlalchemy.orm import Session
 
 from watchdog import audit, store
-from watchdog.alerting import resolve_alerts_many
+from watchdog.alerts.outbox import resolve_alerts_many
 from watchdog.audit import AuditEvent
 from watchdog.clock import Clock
 from watchdog.db import TransactionRunner

@@ -17,7 +17,7 @@ from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from watchdog import audit, controls, store
-from watchdog.alerting import AlertKind, Severity, alert_details, raise_alert
+from watchdog.alerts.outbox import AlertKind, Severity, alert_details, raise_alert
 from watchdog.audit import AuditEvent
 from watchdog.clock import Clock
 from watchdog.config import Config

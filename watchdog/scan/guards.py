@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from watchdog import controls
-from watchdog.alerting import AlertKind, Severity
+from watchdog.alerts.outbox import AlertKind, Severity
 from watchdog.domain import ActionKind, ProviderName
 from watchdog.models import Authorization
 from watchdog.money import format_money

@@ -7,7 +7,7 @@ from dataclasses import replace
 from typing import Any
 
 from watchdog import store
-from watchdog.alerting import AlertKind, Severity
+from watchdog.alerts.outbox import AlertKind, Severity
 from watchdog.domain import ActionKind, ActionStatus, InstructionKind, ProviderName, State
 from watchdog.models import Action, Authorization
 from watchdog.money import format_money

@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from watchdog import controls
+from watchdog.cli.common import friendly_errors, operator
 from watchdog.clock import SYSTEM_CLOCK
 
 
@@ -14,7 +15,6 @@ from watchdog.clock import SYSTEM_CLOCK
 @click.pass_context
 def pause(click_ctx: click.Context, provider: str, reason: str) -> None:
     """Stop moving money (globally or for one provider); planning and alerting go on."""
-    from watchdog.cli import friendly_errors, operator
 
     @friendly_errors
     def act() -> None:
@@ -31,7 +31,6 @@ def pause(click_ctx: click.Context, provider: str, reason: str) -> None:
 @click.pass_context
 def resume(click_ctx: click.Context, provider: str) -> None:
     """Lift a pause; what is due is acted on at the next pass."""
-    from watchdog.cli import friendly_errors, operator
 
     @friendly_errors
     def act() -> None:
@@ -47,7 +46,6 @@ def resume(click_ctx: click.Context, provider: str) -> None:
 @click.pass_context
 def approve(click_ctx: click.Context, authorization_id: int, note: str) -> None:
     """Approve an automatic capture above max_capture_amount for one authorization."""
-    from watchdog.cli import friendly_errors, operator
 
     @friendly_errors
     def act() -> None:
@@ -64,7 +62,6 @@ def approve(click_ctx: click.Context, authorization_id: int, note: str) -> None:
 @click.pass_context
 def explain(click_ctx: click.Context, authorization_id: int) -> None:
     """Why this authorization gets this action at this time, and what would change it."""
-    from watchdog.cli import friendly_errors
     from watchdog.explain import explain as explain_lines
 
     @friendly_errors
@@ -100,7 +97,6 @@ def resolve(
 ) -> None:
     """Close out an authorization in needs_attention with what really happened."""
     from watchdog import service
-    from watchdog.cli import friendly_errors, operator
     from watchdog.domain import State
 
     @friendly_errors
