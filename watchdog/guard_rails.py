@@ -10,6 +10,7 @@ here (with its config key in ``PolicySettings``) and its tests. Pure: no I/O, no
 
 from __future__ import annotations
 
+from abc import ABC, abstractmethod
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import NamedTuple
@@ -43,22 +44,23 @@ class Situation:
     approved: Callable[[], bool]  # an operator approved an above-limit capture (read lazily)
 
 
-class GuardRail:
+class GuardRail(ABC):
     """One guard rail: ``check`` holds an action back (or lets it go with None),
-    ``describe`` says in one line for ``explain`` how it stands (None: not in force)."""
+    ``describe`` says in one line for ``explain`` how it stands (None: not in force).
+    Both are abstract, so a rail that decides without explaining cannot be built."""
 
     #: Short name, for logs and tests.
     name: str = "guard rail"
     #: Where ``explain`` lists this rail (lower first); the scan checks in list order.
     explain_rank: int = 100
 
+    @abstractmethod
     def check(self, s: Situation, kind: ActionKind, amount: int | None) -> Hold | None:
         """Why ``kind`` of ``amount`` (minor units) must wait now, or None to let it go."""
-        raise NotImplementedError
 
+    @abstractmethod
     def describe(self, s: Situation) -> str | None:
         """The rail as it stands for this authorization, or None when it is not in force."""
-        raise NotImplementedError
 
     def remedy(self, s: Situation) -> str | None:
         """What an operator can do to lift the rail (for ``explain``), if anything."""

@@ -152,3 +152,12 @@ def test_a_new_rail_comes_after_the_built_in_ones(quiet_hours: QuietHours) -> No
     assert held is not None and held.event == "would"
     assert guard_rails.descriptions(s) == [
         "dry_run is on: nothing will move", "quiet_hours 00:00-09:00 UTC"]
+
+
+def test_a_rail_that_decides_without_explaining_cannot_be_built() -> None:
+    class Silent(GuardRail):
+        def check(self, s: Situation, kind: ActionKind, amount: int | None) -> Hold | None:
+            return None
+
+    with pytest.raises(TypeError, match="describe"):
+        Silent()  # type: ignore[abstract]
