@@ -12,7 +12,7 @@ from watchdog.audit import AuditEvent
 from watchdog.domain import ActionKind, ProviderName, State
 from watchdog.models import Action, Authorization
 from watchdog.money import format_money
-from watchdog.policy import Decision, capture_target
+from watchdog.policy import Decision
 from watchdog.providers.base import Outcome, ProviderAdapter, ProviderResult
 from watchdog.providers.limits import SEND_GUARD, GuardReached
 from watchdog.providers.retry import with_retries
@@ -78,8 +78,8 @@ def released_below_minimum(ctx: ScanContext, row: Authorization, kind: ActionKin
     below the provider's minimum capture), or None."""
     if kind is not ActionKind.CANCEL:
         return None
-    rules = store.rules_for(ctx.config, ProviderName(row.provider))
-    wanted = capture_target(store.snapshot(row), rules)
+    rules = ctx.planner.rules(ProviderName(row.provider))
+    wanted = ctx.planner.capture_target(store.snapshot(row))
     if 0 < wanted < rules.min_capture_amount:
         return (f"releasing {format_money(wanted, row.currency)} still wanted: below "
                 f"{row.provider}'s minimum capture "

@@ -1,5 +1,6 @@
-"""What every step of a pass works with: the worker's dependencies, its per-pass tallies,
-and the small row helpers (plan, audit event, alert, re-plan, park, release). Every write
+"""What every step of a pass works with: the worker's dependencies (the Planner among
+them), its per-pass tallies, and the small row helpers (plan, audit event, alert, re-plan,
+park, release). Every write
 of a step goes through the group committer (``write`` ... ``commit``); nothing here opens
 a write transaction of its own.
 """
@@ -23,7 +24,8 @@ from watchdog.clock import Clock
 from watchdog.config import Config
 from watchdog.domain import ProviderName, State
 from watchdog.models import Authorization
-from watchdog.policy import Decision, plan, timeline
+from watchdog.planner import Planner
+from watchdog.policy import Decision, Timeline
 from watchdog.providers.base import AuthRef, ProviderAdapter
 from watchdog.scan.committer import GroupCommitter
 from watchdog.scan.writes import RowWrite
@@ -44,6 +46,7 @@ class ScanContext:
     worker: str
     sleep: Callable[[float], Awaitable[None]]
     dry_run: bool
+    planner: Planner
     actions_this_pass: dict[str, int] = field(default_factory=dict)
     last_pass_end: dt.datetime | None = None
     committer: GroupCommitter = field(init=False)
@@ -65,23 +68,12 @@ class ScanContext:
         return AuthRef(row.id, row.order_id, row.amount, row.currency, row.captured_amount)
 
     def decide(self, row: Authorization, now: dt.datetime) -> Decision:
-        """The policy's next step for the row as it stands."""
-        provider = ProviderName(row.provider)
-        return plan(
-            store.snapshot(row),
-            store.rules_for(self.config, provider),
-            self.config.policy_for(provider),
-            now,
-        )
+        """The planner's next step for the row as it stands."""
+        return self.planner.decide(store.snapshot(row), now)
 
-    def timeline(self, row: Authorization) -> Any:
+    def timeline(self, row: Authorization) -> Timeline:
         """The row's alert/capture/critical/guard instants."""
-        provider = ProviderName(row.provider)
-        return timeline(
-            store.snapshot(row),
-            store.rules_for(self.config, provider),
-            self.config.policy_for(provider),
-        )
+        return self.planner.timeline(store.snapshot(row))
 
     # ------------------------------------------------------------------ audit and alerts
 
@@ -183,7 +175,7 @@ class ScanContext:
 
     def replan_values(self, row: Authorization, now: dt.datetime) -> dict[str, Any]:
         """The row's deadline and next instant (the latter kept while an action is in flight)."""
-        values = store.replan_values(store.snapshot(row), self.config, now)
+        values = self.planner.replan(store.snapshot(row), now).columns()
         if State(row.state).is_in_flight:
             values.pop("next_action_at")
         return values

@@ -201,7 +201,7 @@ async def confirm_already_done(
 
 def effect_values(ctx: ScanContext, row: Authorization, action: Action) -> dict[str, Any]:
     """Columns after our capture/cancel took effect."""
-    rules = store.rules_for(ctx.config, ProviderName(row.provider))
+    rules = ctx.planner.rules(ProviderName(row.provider))
     if action.kind == ActionKind.CANCEL.value:
         final_state = State.CAPTURED if row.captured_amount > 0 else State.CANCELED
         return {"state": final_state.value, "provider_open_amount": 0}
