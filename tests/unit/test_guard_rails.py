@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from tests.unit.helpers import POLICY, T0
+from tests.support.planning import POLICY, T0
 from watchdog import guard_rails
 from watchdog.controls import GLOBAL, Pause
 from watchdog.domain import ActionKind, ProviderName

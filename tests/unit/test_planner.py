@@ -6,7 +6,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 
-from tests.unit.helpers import T0, snapshot
+from tests.support.planning import T0, snapshot
 from watchdog import policy
 from watchdog.config import parse_config
 from watchdog.domain import DeadlineSource, InstructionKind, OnDeadline, ProviderName

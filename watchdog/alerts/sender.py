@@ -32,6 +32,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from watchdog import audit
+from watchdog import backoff as backoffs
 from watchdog.alerts.alertmanager import AlertmanagerSink
 from watchdog.alerts.base import Sink
 from watchdog.alerts.message import DeliveryError, Event, Notification
@@ -221,10 +222,10 @@ async def _send(sink: Sink, client: httpx.AsyncClient, item: _Claimed, now: dt.d
 
 
 def backoff(settings: AlertSettings, attempts: int) -> dt.timedelta:
-    """Exponential: ``backoff * 2**(attempts-1)``, capped at ``max_backoff``."""
-    if attempts >= 32:
-        return settings.max_backoff
-    return min(settings.backoff * (1 << max(attempts - 1, 0)), settings.max_backoff)
+    """The wait after ``attempts`` failed tries of a delivery (``watchdog.backoff``):
+    ``settings.backoff`` doubled per try, capped at ``settings.max_backoff``."""
+    return dt.timedelta(seconds=backoffs.delay(
+        attempts, settings.backoff.total_seconds(), settings.max_backoff.total_seconds()))
 
 
 def _record(engine: Engine, settings: AlertSettings, results: list[_Result], now: dt.datetime,
