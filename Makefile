@@ -20,7 +20,7 @@ run: $(STAMP)
 	$(BIN)/expiry-watchdog demo --dir demo
 
 lint: $(STAMP)
-	$(BIN)/ruff check watchdog tests bench
+	$(BIN)/ruff check watchdog tests bench alembic setup.py
 
 typecheck: $(STAMP)
 	$(BIN)/mypy

@@ -29,7 +29,7 @@ from typing import Any
 import psycopg
 from sqlalchemy import Engine
 
-from watchdog import migrate
+from watchdog import schema
 from watchdog.config import Config, parse_config
 from watchdog.db import make_engine
 from watchdog.domain import DeadlineSource, ProviderName
@@ -142,8 +142,8 @@ def median_time(fn: Callable[[], Any], repeat: int) -> float:
 
 @contextlib.contextmanager
 def postgres_server() -> Iterator[Any]:
-    """The test suite's throwaway PostgreSQL server (``tests/support/postgres.py``)."""
-    sys.path.insert(0, str(ROOT))
+    """The test suite's throwaway PostgreSQL server (``tests/support/postgres.py``; importable
+    because benchmarks run as ``python -m bench.<name>`` from the repository root)."""
     from tests.support.postgres import PostgresServer
 
     with PostgresServer() as server:
@@ -173,7 +173,7 @@ def databases(backends: str) -> Iterator[Callable[[str], str]]:
 def migrated(url: str, **kwargs: Any) -> Engine:
     """An engine on ``url``, migrated to head by alembic (as the service does)."""
     engine = make_engine(url, **kwargs)
-    migrate.upgrade(engine)
+    schema.upgrade(engine)
     return engine
 
 

@@ -16,8 +16,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine
 
+from tests.support.audit_key import TEST_AUDIT_KEY
 from tests.support.postgres import PostgresServer
-from watchdog import migrate
+from watchdog import schema
 from watchdog.clock import FrozenClock
 from watchdog.config import Config, parse_config
 from watchdog.db import make_engine
@@ -26,7 +27,6 @@ _counter = itertools.count()
 
 # The audit chain's MAC key (watchdog.anchor): PostgreSQL has no file to keep one beside, and
 # subprocesses inherit it. Tests of the key file itself remove it with monkeypatch.
-TEST_AUDIT_KEY = "test-audit-key-0123456789abcdef0123456789abcdef"
 os.environ.setdefault("WATCHDOG_AUDIT_KEY", TEST_AUDIT_KEY)
 
 
@@ -37,9 +37,17 @@ def postgres() -> Iterator[PostgresServer]:
         yield server
 
 
-@pytest.fixture(params=["sqlite", "postgresql"])
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Levels by marker: a test that asks for the PostgreSQL server carries ``postgres``
+    (the ``postgresql`` parameter of ``db_url`` is marked where it is declared)."""
+    for item in items:
+        if "postgres" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.postgres)
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
 def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """An empty database URL on each backend."""
+    """An empty database URL on each backend (the PostgreSQL one marked ``postgres``)."""
     if request.param == "sqlite":
         yield f"sqlite:///{tmp_path / 'watchdog.db'}"
         return
@@ -54,7 +62,7 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
 def engine(db_url: str) -> Iterator[Engine]:
     """A database migrated to head by alembic (never create_all)."""
     eng = make_engine(db_url)
-    migrate.upgrade(eng)
+    schema.upgrade(eng)
     yield eng
     eng.dispose()
 

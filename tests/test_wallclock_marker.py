@@ -20,7 +20,7 @@ from pathlib import Path
 TESTS = Path(__file__).parent
 MEETS_THE_REAL_CLOCK = re.compile(
     r"datetime\.now\(|pendulum\.now\(|time\.time\(\)|SystemClock\(|CliRunner|subprocess|"
-    r"TestClient|SandboxServer|from tests\.e2e\.conftest import")
+    r"TestClient|SandboxServer|from tests\.support\.cli import")
 MARKED = re.compile(r"^pytestmark = .*pytest\.mark\.wallclock", re.MULTILINE)
 LITERAL_DATE = re.compile(r"\b20\d\d-\d\d-\d\d|datetime\(20\d\d,")
 IMPORTED_HELPER = re.compile(r"^from tests\.([\w.]+) import", re.MULTILINE)

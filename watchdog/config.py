@@ -17,14 +17,15 @@ from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from watchdog.accounts import DEFAULT_ACCOUNT, account_problem, secret_variable, where
-from watchdog.alerts.settings import (
-    AlertSettings,
-    MetricsSettings,
-    parse_alert_settings,
-    parse_metrics_settings,
-)
+from watchdog.alerts.settings import AlertSettings, parse_alert_settings
+from watchdog.config_tables import boolean as _bool
+from watchdog.config_tables import duration as _duration
+from watchdog.config_tables import integer as _int
+from watchdog.config_tables import number as _number
+from watchdog.config_tables import only_keys as _only_keys
+from watchdog.config_tables import string as _str
+from watchdog.config_tables import table as _table
 from watchdog.domain import OnDeadline, ProviderName
-from watchdog.durations import parse_duration
 from watchdog.errors import ConfigError
 from watchdog.secrets import Secret, read_secret
 
@@ -125,6 +126,16 @@ class ApiSettings:
     enabled: bool = True
     # /v1/docs: the Swagger page loads its scripts from a CDN, so it is off unless asked for.
     docs: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class MetricsSettings:
+    """The ``[metrics]`` table: where the daemon serves /metrics, /healthz, /readyz."""
+
+    host: str = "127.0.0.1"
+    port: int = 9787
+    enabled: bool = True
+    require_token: bool = False  # /metrics only with an API token (any scope)
 
 
 @dataclass(frozen=True, slots=True)
@@ -487,71 +498,18 @@ def _api(table: Mapping[str, Any]) -> ApiSettings:
     )
 
 
-def _table(data: Mapping[str, Any], key: str, where: str = "") -> Mapping[str, Any]:
-    value = data.get(key, {})
-    if not isinstance(value, Mapping):
-        raise ConfigError(f"{_join(where, key)}: must be a table, got {type(value).__name__}")
-    return value
-
-
-def _only_keys(table: Mapping[str, Any], allowed: set[str], where: str) -> None:
-    unknown = sorted(set(table) - allowed)
-    if unknown:
-        raise ConfigError(
-            f"{_join(where, unknown[0])}: unknown key (allowed here: {', '.join(sorted(allowed))})"
-        )
-
-
-def _join(where: str, key: str) -> str:
-    return f"{where}.{key}" if where else key
-
-
-def _duration(
-    table: Mapping[str, Any], key: str, where: str, default: dt.timedelta
-) -> dt.timedelta:
-    if key not in table:
-        return default
-    value = table[key]
-    if not isinstance(value, str):
-        raise ConfigError(f"{_join(where, key)}: write durations as strings like \"48h\"")
-    try:
-        return parse_duration(value)
-    except ValueError as exc:
-        raise ConfigError(f"{_join(where, key)}: {exc}") from None
-
-
-def _str(table: Mapping[str, Any], key: str, where: str, default: str) -> str:
-    value = table.get(key, default)
-    if not isinstance(value, str) or not value:
-        raise ConfigError(f"{_join(where, key)}: must be a non-empty string")
-    return value
-
-
-def _bool(table: Mapping[str, Any], key: str, where: str, default: bool) -> bool:
-    value = table.get(key, default)
-    if not isinstance(value, bool):
-        raise ConfigError(f"{_join(where, key)}: must be true or false")
-    return value
-
-
-def _number(table: Mapping[str, Any], key: str, where: str, default: float) -> float:
-    value = table.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int | float) or value <= 0:
-        raise ConfigError(f"{_join(where, key)}: must be a positive number")
-    return float(value)
-
-
-def _int(
-    table: Mapping[str, Any], key: str, where: str, default: int,
-    minimum: int = 0, maximum: int | None = None,
-) -> int:
-    value = table.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise ConfigError(f"{_join(where, key)}: must be an integer")
-    if value < minimum or (maximum is not None and value > maximum):
-        bound = f"between {minimum} and {maximum}" if maximum is not None else f">= {minimum}"
-        raise ConfigError(f"{_join(where, key)}: must be {bound}, got {value}")
-    return value
+def parse_metrics_settings(table: Mapping[str, Any]) -> MetricsSettings:
+    """Validate the ``[metrics]`` table."""
+    if not isinstance(table, Mapping):
+        raise ConfigError(f"metrics: must be a table, got {type(table).__name__}")
+    _only_keys(table, {"host", "port", "enabled", "require_token"}, "metrics")
+    host = _str(table, "host", "metrics", "127.0.0.1")
+    port = table.get("port", 9787)
+    if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+        raise ConfigError(f"metrics.port: must be an integer between 0 and 65535, got {port!r}")
+    enabled = _bool(table, "enabled", "metrics", True)
+    require_token = _bool(table, "require_token", "metrics", False)
+    return MetricsSettings(host=host, port=port, enabled=enabled, require_token=require_token)
 
 
 def _holidays(

@@ -16,7 +16,7 @@ from pathlib import Path
 import click
 from sqlalchemy import select
 
-from watchdog import audit, migrate, service
+from watchdog import audit, schema, service
 from watchdog.config import load_config
 from watchdog.db import transaction
 from watchdog.models import Alert, Authorization
@@ -72,7 +72,7 @@ def run_demo(workdir: Path, passes: int) -> None:
         config_path = _write_config(workdir, sandbox.base_urls())
         config = load_config(str(config_path))
         engine = service.open_engine(config)
-        migrate.upgrade(engine)
+        schema.upgrade(engine)
         click.echo(f"sandbox listening on {sandbox.url}; database {workdir / 'watchdog.db'}")
         now = dt.datetime.now(dt.UTC).replace(microsecond=0)
         orders = scenario()

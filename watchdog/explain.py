@@ -6,15 +6,16 @@ import datetime as dt
 
 from sqlalchemy import Engine
 
-from watchdog import controls, store
+from watchdog import controls, guard_rails, store
 from watchdog.accounts import label
 from watchdog.clock import SYSTEM_CLOCK, Clock
 from watchdog.config import Config
 from watchdog.db import transaction
 from watchdog.domain import DeadlineSource, OnDeadline
 from watchdog.durations import format_duration
+from watchdog.guard_rails import Situation
 from watchdog.money import format_money
-from watchdog.policy import capture_target, effective_on_deadline, open_amount, plan, timeline
+from watchdog.planner import Planner
 from watchdog.providers import registry
 from watchdog.providers.truth import meaning_of
 
@@ -23,10 +24,20 @@ _SOURCE_TEXT = {
     DeadlineSource.EXPLICIT: "the explicit expires_at given at registration",
     DeadlineSource.PROVIDER_WINDOW: "authorized_at plus the configured provider window",
 }
+
+
 def explain(
-    engine: Engine, config: Config, authorization_id: int, clock: Clock = SYSTEM_CLOCK
+    engine: Engine,
+    config: Config,
+    authorization_id: int,
+    clock: Clock = SYSTEM_CLOCK,
+    planner: Planner | None = None,
 ) -> list[str]:
-    """Lines of plain text: deadline and its source, policy, rules, guard rails, decision."""
+    """Lines of plain text: deadline and its source, policy, rules, guard rails, decision.
+
+    The timeline and decision are the Planner's (``config``'s unless one is given) and the
+    guard-rail lines are each rail's own ``describe``, so this says what the scan does."""
+    planner = planner or Planner(config)
     now = clock.now()
     with transaction(engine) as session:
         row = store.get(session, authorization_id)
@@ -34,17 +45,17 @@ def explain(
         approved = controls.is_approved(session, row.id)
     snap = store.snapshot(row)
     provider = snap.provider
-    rules = store.rules_for(config, provider, snap.account)
-    policy = config.policy_for(provider, snap.account)
-    tl = timeline(snap, rules, policy)
-    decision = plan(snap, rules, policy, now)
+    rules = planner.rules(provider, snap.account)
+    policy = planner.policy(provider, snap.account)
+    tl = planner.timeline(snap)
+    decision = planner.decide(snap, now)
     zone = config.zone
 
     def when(instant: dt.datetime) -> str:
         local = instant.astimezone(zone).strftime("%Y-%m-%d %H:%M %Z")
         return f"{instant.isoformat()} ({local})"
 
-    on_deadline = effective_on_deadline(snap, policy)
+    on_deadline = planner.on_deadline(snap)
     why_action = (
         "a merchant instruction"
         if snap.instruction
@@ -80,29 +91,22 @@ def explain(
         f"  nothing is sent after {when(tl.guard_at)}",
         f"at the deadline: {on_deadline} (from {why_action})",
         f"provider rules ({provider}): {registry.spec(provider).explain}",
-        f"  open amount now {format_money(open_amount(snap, rules), row.currency)}; a deadline "
-        f"capture would take {format_money(capture_target(snap, rules), row.currency)}",
+        f"  open amount now {format_money(planner.open_amount(snap), row.currency)}; a deadline "
+        f"capture would take {format_money(planner.capture_target(snap), row.currency)}",
     ]
-    paused = controls.pause_for(all_pauses, provider, snap.account)
-    rails = []
-    if paused:
-        rails.append(
-            f"PAUSED ({paused.scope}) by {paused.actor} since "
-            f"{paused.since.isoformat()}: {paused.reason}"
-        )
-    if config.policy.dry_run or policy.dry_run:
-        rails.append("dry_run is on: nothing will move")
-    if policy.max_capture_amount is not None:
-        rails.append(
-            f"max_capture_amount {policy.max_capture_amount}: "
-            + (
-                "approved for this authorization"
-                if approved
-                else f"a larger capture waits for `expiry-watchdog approve {row.id}`"
-            )
-        )
-    if policy.max_actions_per_pass is not None or config.policy.max_actions_per_pass is not None:
-        rails.append(f"max_actions_per_pass {policy.max_actions_per_pass}")
+    situation = Situation(
+        authorization_id=row.id,
+        provider=provider,
+        currency=row.currency,
+        policy=policy,
+        global_policy=config.policy,
+        dry_run=config.policy.dry_run,
+        pauses=all_pauses,
+        actions_this_pass={},
+        approved=lambda: approved,
+        account=snap.account,
+    )
+    rails = guard_rails.descriptions(situation)
     lines.append("guard rails: " + ("; ".join(rails) if rails else "none"))
     lines.append(f"decision now ({now.isoformat()}): {decision.step} — {decision.reason}")
     if decision.next_action_at is not None:
@@ -114,7 +118,6 @@ def explain(
         changes.append("instruct capture-now or capture-at-deadline to capture it")
     if not snap.provider_expires_at and rules.reports_expiry:
         changes.append("a status read showing an earlier provider expiry moves every step earlier")
-    if paused:
-        changes.append(f"`expiry-watchdog resume --provider {paused.scope}` lets money move")
+    changes.extend(guard_rails.remedies(situation))
     lines.append("what would change this: " + "; ".join(changes))
     return lines

@@ -1,9 +1,8 @@
-"""Health conditions read from the database: the watchdog's own heartbeat, provider
-error rates, the Nagios-style ``check`` and the ``/healthz`` ``/readyz`` ``/metrics`` routes.
+"""Health facts read from the database: the watchdog's own heartbeat, provider error
+rates, the Nagios-style ``check`` and the ``/healthz`` ``/readyz`` ``/metrics`` routes.
 
-``watchdog_stale`` and ``provider_unhealthy`` are raised and resolved here (the
-daemon's sender job calls ``evaluate_health`` every round), so they travel through
-the same outbox as every other alert.
+The alerts raised from these facts (``watchdog_stale``, ``provider_unhealthy``) are
+``watchdog.alerts.health``'s; this module only reads and reports.
 """
 
 from __future__ import annotations
@@ -18,11 +17,10 @@ from fastapi import APIRouter, FastAPI, Request, Response
 from sqlalchemy import Engine, func, select, text
 from sqlalchemy.orm import Session
 
-from watchdog import audit, migrate, workers
+from watchdog import schema, workers
 from watchdog.accounts import DEFAULT_ACCOUNT, label
-from watchdog.alerting import AlertKind, AlertStatus, Severity, dedup_key, raise_alert
+from watchdog.alerts.outbox import AlertStatus, Severity
 from watchdog.alerts.settings import AlertSettings, alert_settings_of
-from watchdog.audit import AuditEvent, process_actor
 from watchdog.clock import SYSTEM_CLOCK, Clock
 from watchdog.config import DEFAULT_LEASE, Config
 from watchdog.db import transaction
@@ -31,7 +29,6 @@ from watchdog.metrics import CONTENT_TYPE, DEFAULT_METRICS, Metrics, render_metr
 from watchdog.models import Alert, AuditRow, Authorization, Pass
 from watchdog.risk import open_states, read_risk
 
-WATCHDOG_SUBJECT = "watchdog"
 PROVIDER_EVENTS = ("scan:status:read", "scan:capture:outcome", "scan:cancel:outcome")
 ERROR_OUTCOMES = ("retryable", "unknown")
 AUDIT_SCAN_LIMIT = 50_000  # provider health looks at most this many recent audit rows
@@ -46,40 +43,15 @@ def last_successful_pass(session: Session) -> dt.datetime | None:
     return session.scalar(select(func.max(Pass.finished_at)).where(Pass.ok.is_(True)))
 
 
-def _heartbeat_reference(session: Session) -> dt.datetime | None:
+def heartbeat_reference(session: Session) -> dt.datetime | None:
+    """Since when the heartbeat counts: the last successful pass, else the first attempt
+    (a watchdog that never succeeded is stale from its first try), else None (never ran)."""
     last = last_successful_pass(session)
     if last is not None:
         return last
     return session.scalar(select(func.min(Pass.started_at)))  # never succeeded: since the first try
 
 
-def evaluate_staleness(engine: Engine, settings: AlertSettings, clock: Clock,
-                       actor: str | None = None) -> Severity | None:
-    """Raise ``watchdog_stale`` when no pass succeeded for ``stale_warning``/``stale_critical``;
-    resolve it when passes succeed again. Returns the severity raised, if any."""
-    actor = actor or process_actor("health")
-    now = clock.now()
-    with transaction(engine) as session:
-        reference = _heartbeat_reference(session)
-        if reference is None:
-            return None
-        age = now - reference
-        severity = (Severity.CRITICAL if age > settings.stale_critical
-                    else Severity.WARNING if age > settings.stale_warning else None)
-        if severity is None:
-            resolve_subject(session, AlertKind.WATCHDOG_STALE, WATCHDOG_SUBJECT, now, actor,
-                            "a scan pass succeeded")
-            return None
-        details = {
-            "subject": WATCHDOG_SUBJECT, "last_successful_pass_utc": reference.isoformat(),
-            "age_seconds": int(age.total_seconds()),
-            "tried": "scan passes run on schedule; none succeeded since "
-                     f"{reference.isoformat()}",
-        }
-        raise_alert(session, AlertKind.WATCHDOG_STALE, severity,
-                    f"expiry-watchdog: no successful scan pass for {format_duration(age)}",
-                    details, now, actor, provider=WATCHDOG_SUBJECT)
-        return severity
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,75 +93,6 @@ def provider_health(session: Session, since: dt.datetime) -> dict[str, ProviderH
     return {p: ProviderHealth(p, calls[p], errors.get(p, 0)) for p in calls}
 
 
-def _account_detail(subject: str) -> dict[str, str]:
-    """``{"account": ...}`` of a ``provider/account`` subject (nothing for a provider)."""
-    _, sep, account = subject.partition("/")
-    return {"account": account} if sep else {}
-
-
-def evaluate_providers(engine: Engine, settings: AlertSettings, clock: Clock,
-                       actor: str | None = None) -> dict[str, Severity]:
-    """Raise ``provider_unhealthy`` for providers whose error rate in ``provider_window``
-    reaches ``provider_error_rate`` (over at least ``provider_min_calls`` calls); resolve the
-    others. Critical when every call failed."""
-    actor = actor or process_actor("health")
-    now = clock.now()
-    raised: dict[str, Severity] = {}
-    with transaction(engine) as session:
-        health = provider_health(session, now - settings.provider_window)
-        firing = [key.partition(":provider:")[2] for key in session.scalars(
-            select(Alert.dedup_key).where(
-                Alert.kind == AlertKind.PROVIDER_UNHEALTHY.value,
-                Alert.status.in_([AlertStatus.FIRING.value, AlertStatus.ACKNOWLEDGED.value]),
-            )).all()]
-        for provider in sorted(set(health) | {p for p in firing if p}):
-            h = health.get(provider, ProviderHealth(provider, 0, 0))
-            if h.calls >= settings.provider_min_calls and h.error_rate >= \
-                    settings.provider_error_rate:
-                severity = Severity.CRITICAL if h.errors == h.calls else Severity.WARNING
-                raise_alert(
-                    session, AlertKind.PROVIDER_UNHEALTHY, severity,
-                    f"{provider}: {h.errors} of {h.calls} calls failed without an answer in the "
-                    f"last {format_duration(settings.provider_window)}",
-                    {"subject": provider, "provider": provider.partition("/")[0],
-                     **_account_detail(provider), "calls": h.calls,
-                     "errors": h.errors, "error_rate": round(h.error_rate, 3),
-                     "tried": "status reads and capture/cancel requests with retries"},
-                    now, actor, provider=provider,
-                )
-                raised[provider] = severity
-            else:
-                resolve_subject(session, AlertKind.PROVIDER_UNHEALTHY, provider, now, actor,
-                                f"error rate {h.error_rate:.0%} over {h.calls} calls")
-    return raised
-
-
-def evaluate_health(engine: Engine, settings: AlertSettings, clock: Clock) -> None:
-    """Both conditions; the sender job calls this every round."""
-    evaluate_staleness(engine, settings, clock)
-    evaluate_providers(engine, settings, clock)
-
-
-def resolve_subject(session: Session, kind: AlertKind, subject: str, now: dt.datetime,
-                    actor: str, reason: str) -> bool:
-    """Resolve the firing (or acknowledged) alert of ``kind`` about a provider/the watchdog."""
-    alert = session.execute(select(Alert).where(
-        Alert.dedup_key == dedup_key(kind, None, subject),
-        Alert.status.in_([AlertStatus.FIRING.value, AlertStatus.ACKNOWLEDGED.value]),
-    )).scalar_one_or_none()
-    if alert is None:
-        return False
-    alert.status = AlertStatus.RESOLVED.value
-    alert.revision += 1
-    alert.updated_at = now
-    alert.resolved_at = now
-    session.flush()
-    audit.append(session, [AuditEvent(
-        event=f"alert:{kind.value}:resolve", actor=actor,
-        provider=subject.partition("/")[0][:16],
-        detail={"dedup_key": alert.dedup_key, "reason": reason},
-    )], now)
-    return True
 
 
 # ---------------------------------------------------------------- Nagios check
@@ -231,7 +134,7 @@ def nagios_check(engine: Engine, clock: Clock, warning_stale: dt.timedelta,
     holding rows without a heartbeat within ``config.scheduler.lease`` are named.
     """
     try:
-        if not migrate.is_at_head(engine):
+        if not schema.is_at_head(engine):
             return CheckResult(CheckCode.UNKNOWN, [
                 "database schema is not at this version's head; run expiry-watchdog db upgrade"])
         return _check(engine, clock.now(), warning_stale, critical_stale, config)
@@ -319,7 +222,7 @@ def readiness(
         checks["database"] = f"unreachable: {_why(exc, engine)}"
         return False, checks
     try:
-        at_head = migrate.is_at_head(engine)
+        at_head = schema.is_at_head(engine)
     except Exception as exc:  # noqa: BLE001 - an unreadable version table is "not at head"
         checks["schema"] = f"unreadable: {_why(exc, engine)}"
         return False, checks

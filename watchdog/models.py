@@ -1,4 +1,4 @@
-"""SQLAlchemy tables. The schema changes only through the migrations in ``watchdog/migrations``."""
+"""SQLAlchemy tables. The schema changes only through the alembic migrations (``alembic/``)."""
 
 from __future__ import annotations
 

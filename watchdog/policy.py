@@ -1,8 +1,9 @@
-"""The planner: a pure function of (authorization, provider rules, policy, now).
+"""The planning functions: pure functions of (authorization, provider rules, policy, now).
 
-It answers two questions: what must happen now, and when must we look again
+They answer two questions: what must happen now, and when must we look again
 (``next_action_at``, stored in an indexed column so a scan reads only due rows).
-No I/O, no clock: ``now`` is an argument.
+No I/O, no clock: ``now`` is an argument. Callers go through ``watchdog.planner.Planner``,
+which binds the rules and policy of one configuration.
 """
 
 from __future__ import annotations

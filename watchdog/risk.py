@@ -22,7 +22,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, String, and_, case, cast, exists, func, literal, not_, select
 from sqlalchemy.orm import Session
 
-from watchdog.alerting import AlertKind, AlertStatus, dedup_key
+from watchdog.alerts.outbox import AlertKind, AlertStatus, dedup_key
 from watchdog.config import Config, PolicySettings
 from watchdog.domain import FINAL_STATES, OnDeadline, ProviderName, State
 from watchdog.models import Alert, Authorization

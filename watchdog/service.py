@@ -1,7 +1,9 @@
 """The watchdog as a library: register, import, instruct, plan, show.
 
 The CLI, the HTTP API and embedding applications all call these functions, so a
-record is validated and stored the same way whichever door it came through.
+record is validated and stored the same way whichever door it came through. Each takes
+the configuration's Planner (``planner=``; built from ``config`` when not given), which
+plans every row it stores or changes: the store is handed plain column values.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, func, select
+from sqlalchemy.orm import Session
 
 from watchdog import audit, store
 from watchdog.accounts import require_account
@@ -20,7 +23,7 @@ from watchdog.audit import AuditEvent
 from watchdog.clock import SYSTEM_CLOCK, Clock
 from watchdog.config import Config
 from watchdog.db import make_engine, transaction
-from watchdog.domain import InstructionKind, ProviderName, State
+from watchdog.domain import AuthorizationSnapshot, InstructionKind, State
 from watchdog.errors import (
     ConfigError,
     ConflictError,
@@ -31,8 +34,8 @@ from watchdog.errors import (
 from watchdog.importer import Rejection, parse_file
 from watchdog.models import Authorization
 from watchdog.money import format_money
-from watchdog.policy import Timeline, timeline, validate_instruction
-from watchdog.registration import validate_record
+from watchdog.planner import Planner
+from watchdog.registration import NewAuthorization, validate_record
 from watchdog.store import Registered
 from watchdog.text import printable
 from watchdog.transitions import Event, in_order, sources, starts
@@ -60,12 +63,41 @@ def register(
     data: Mapping[str, Any],
     actor: str,
     clock: Clock = SYSTEM_CLOCK,
+    *,
+    planner: Planner | None = None,
 ) -> Registered:
     """Validate and store one authorization (idempotent when identical)."""
     record = validate_record(data)
     require_account(config, record.provider, record.account)
+    planner = planner or Planner(config)
     with transaction(engine) as session:
-        return store.register(session, record, config, actor, clock.now())
+        return _store(session, planner, record, actor, clock.now())
+
+
+def _store(
+    session: Session, planner: Planner, record: NewAuthorization, actor: str, now: dt.datetime
+) -> Registered:
+    """Store ``record`` with its deadline and next instant as the planner places them."""
+    planned = planner.replan(
+        AuthorizationSnapshot(
+            id=0,
+            provider=record.provider,
+            order_id=record.order_id,
+            amount=record.amount,
+            currency=record.currency,
+            authorized_at=record.authorized_at,
+            state=State.AUTHORIZED,
+            expires_at=record.expires_at,
+            on_deadline=record.on_deadline,
+            capture_amount=record.capture_amount,
+            account=record.account,
+        ),
+        now,
+    )
+    return store.register(
+        session, record.provider.value, record.order_id, record.comparable(),
+        planned.columns(), actor, now, account=record.account,
+    )
 
 
 @dataclass
@@ -85,8 +117,11 @@ def import_file(
     fmt: str | None = None,
     clock: Clock = SYSTEM_CLOCK,
     batch: int = 500,
+    *,
+    planner: Planner | None = None,
 ) -> ImportReport:
     """Store every valid row of ``path`` and report every rejected one."""
+    planner = planner or Planner(config)
     parsed = parse_file(path, fmt)
     report = ImportReport(rejections=list(parsed.rejections))
     records = []
@@ -101,13 +136,13 @@ def import_file(
         chunk = records[start : start + batch]
         try:
             with transaction(engine) as session:
-                results = [store.register(session, r, config, actor, clock.now()) for _, r in chunk]
+                results = [_store(session, planner, r, actor, clock.now()) for _, r in chunk]
         except ConflictError:
             results = []
             for line, record in chunk:  # fall back row by row to name the conflicting lines
                 try:
                     with transaction(engine) as session:
-                        results.append(store.register(session, record, config, actor, clock.now()))
+                        results.append(_store(session, planner, record, actor, clock.now()))
                 except ConflictError as exc:
                     report.rejections.append(Rejection(line, "order_id", str(exc)))
         report.created += sum(1 for r in results if r.created)
@@ -125,14 +160,17 @@ def instruct(
     amount: int | None = None,
     final: bool = False,
     clock: Clock = SYSTEM_CLOCK,
+    *,
+    planner: Planner | None = None,
 ) -> Authorization:
     """Record a merchant instruction; the worker carries it out with the usual guarantees.
 
     A refused instruction (not open, an action already in flight, amount or provider rules)
     raises, and the refusal and its reason are audited.
     """
+    planner = planner or Planner(config)
     try:
-        return _instruct(engine, config, authorization_id, kind, actor, amount, final, clock)
+        return _instruct(engine, planner, authorization_id, kind, actor, amount, final, clock)
     except (InstructionRefused, TransitionError) as exc:
         with transaction(engine) as session:
             row = session.get(Authorization, authorization_id)
@@ -158,7 +196,7 @@ def instruct(
 
 def _instruct(
     engine: Engine,
-    config: Config,
+    planner: Planner,
     authorization_id: int,
     kind: InstructionKind,
     actor: str,
@@ -170,12 +208,9 @@ def _instruct(
     with transaction(engine) as session:
         row = store.get(session, authorization_id)
         snap = store.snapshot(row)
-        rules = store.rules_for(config, snap.provider)
-        validate_instruction(snap, rules, kind, amount, final)
+        planner.validate_instruction(snap, kind, amount, final)
         if amount is None and kind is not InstructionKind.CANCEL_NOW:
-            from watchdog.policy import open_amount
-
-            amount = open_amount(snap, rules)
+            amount = planner.open_amount(snap)
         values: dict[str, Any] = {
             "instruction": kind.value,
             "instruction_amount": amount if kind is not InstructionKind.CANCEL_NOW else None,
@@ -189,7 +224,7 @@ def _instruct(
             raise TransitionError(
                 authorization_id, kind.value, f"{exc.reason}; an action is already in flight"
             ) from None
-        new_values = store.replan_values(store.snapshot(row), config, now)
+        new_values = planner.replan(store.snapshot(row), now).columns()
         store.guarded_update(session, row, _replan_guard(row), new_values)
         audit.append(
             session,
@@ -227,8 +262,11 @@ def plan_view(
     horizon: dt.timedelta,
     clock: Clock = SYSTEM_CLOCK,
     limit: int = 10_000,
+    *,
+    planner: Planner | None = None,
 ) -> tuple[list[PlanEntry], dict[tuple[str, str], int]]:
     """What happens within ``horizon``, soonest first, and money at risk per provider/currency."""
+    planner = planner or Planner(config)
     now = clock.now()
     until = now + horizon
     entries: list[PlanEntry] = []
@@ -251,12 +289,10 @@ def plan_view(
             )
         }
     for row in rows:
-        tl = row_timeline(config, row)
+        snap = store.snapshot(row)
+        tl = planner.timeline(snap)
         open_amt = row.amount - row.captured_amount
-        on = store.snapshot(row)
-        from watchdog.policy import effective_on_deadline
-
-        action = effective_on_deadline(on, config.policy_for(on.provider, on.account)).value
+        action = planner.on_deadline(snap).value
         events = [
             (tl.alert_at, "alert"),
             (tl.act_at, action),
@@ -283,20 +319,13 @@ def plan_view(
     return entries, at_risk
 
 
-def row_timeline(config: Config, row: Authorization) -> Timeline:
-    """The row's timeline under the configured policy."""
-    provider = ProviderName(row.provider)
-    return timeline(
-        store.snapshot(row), store.rules_for(config, provider, row.account),
-        config.policy_for(provider, row.account)
-    )
-
-
-def show(engine: Engine, config: Config, authorization_id: int) -> dict[str, Any]:
+def show(
+    engine: Engine, config: Config, authorization_id: int, *, planner: Planner | None = None
+) -> dict[str, Any]:
     """One authorization with its timeline and audit trail."""
     with transaction(engine) as session:
         row = store.get(session, authorization_id)
-    tl = row_timeline(config, row)
+    tl = (planner or Planner(config)).timeline(store.snapshot(row))
     return {
         "authorization": authorization_dict(row),
         "timeline": {
@@ -367,13 +396,15 @@ def resolve_attention(
     note: str,
     captured_amount: int | None = None,
     clock: Clock = SYSTEM_CLOCK,
+    *,
+    planner: Planner | None = None,
 ) -> Authorization:
     """Record what an operator found at the provider for an authorization in needs_attention.
 
     ``authorized`` hands it back to the watchdog; a final state closes it. The note and the
     operator go into the audit trail, and the authorization's alerts resolve.
     """
-    from watchdog.alerting import resolve_alerts
+    from watchdog.alerts.outbox import resolve_alerts
     from watchdog.errors import ValidationError
 
     if state not in _RESOLVABLE:
@@ -381,6 +412,7 @@ def resolve_attention(
     if not note.strip():
         raise ValidationError("--note", "say what you found at the provider")
     printable("--note", note)
+    planner = planner or Planner(config)
     now = clock.now()
     with transaction(engine) as session:
         row = store.get(session, authorization_id)
@@ -407,7 +439,7 @@ def resolve_attention(
         previous = row.state
         store.guarded_update(session, row, in_order(sources(Event.RESOLVE, state)), values)
         store.guarded_update(
-            session, row, _replan_guard(row), store.replan_values(store.snapshot(row), config, now)
+            session, row, _replan_guard(row), planner.replan(store.snapshot(row), now).columns()
         )
         audit.append(
             session,

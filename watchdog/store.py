@@ -9,7 +9,7 @@ through ``watchdog.scan.writes.RowWrite.transition``) and go through its committ
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,7 +18,6 @@ from sqlalchemy.orm import Session
 
 from watchdog import audit, workers
 from watchdog.accounts import DEFAULT_ACCOUNT
-from watchdog.config import Config
 from watchdog.domain import (
     AlertStage,
     AuthorizationSnapshot,
@@ -29,20 +28,6 @@ from watchdog.domain import (
 )
 from watchdog.errors import ConflictError, NotFoundError, TransitionError
 from watchdog.models import Authorization, Worker
-from watchdog.policy import plan, timeline
-from watchdog.providers import registry
-from watchdog.providers.base import ProviderRules
-from watchdog.registration import NewAuthorization
-
-
-def rules_for(
-    config: Config, provider: ProviderName, account: str = DEFAULT_ACCOUNT
-) -> ProviderRules:
-    """The provider's capture rules with the account's configured window (the registry's);
-    the provider's window for an account no longer configured."""
-    accounts = config.accounts.get(provider)
-    settings = accounts.get(account) if accounts is not None else None
-    return registry.rules(provider, settings or config.providers.get(provider))
 
 
 def snapshot(row: Authorization) -> AuthorizationSnapshot:
@@ -73,21 +58,6 @@ def snapshot(row: Authorization) -> AuthorizationSnapshot:
     )
 
 
-def replan_values(
-    row_snapshot: AuthorizationSnapshot, config: Config, now: dt.datetime
-) -> dict[str, Any]:
-    """Column values for the deadline and the next instant the row needs attention."""
-    rules = rules_for(config, row_snapshot.provider, row_snapshot.account)
-    policy = config.policy_for(row_snapshot.provider, row_snapshot.account)
-    tl = timeline(row_snapshot, rules, policy)
-    decision = plan(row_snapshot, rules, policy, now)
-    return {
-        "deadline": tl.deadline,
-        "deadline_source": tl.deadline_source.value,
-        "next_action_at": decision.next_action_at,
-    }
-
-
 @dataclass(frozen=True, slots=True)
 class Registered:
     """The outcome of a registration."""
@@ -97,41 +67,44 @@ class Registered:
 
 
 def register(
-    session: Session, record: NewAuthorization, config: Config, actor: str, now: dt.datetime
+    session: Session,
+    provider: str,
+    order_id: str,
+    fields: Mapping[str, Any],
+    planned: Mapping[str, Any],
+    actor: str,
+    now: dt.datetime,
+    *,
+    account: str = DEFAULT_ACCOUNT,
 ) -> Registered:
-    """Store ``record``; idempotent when identical, ConflictError when it differs."""
+    """Store a validated record in its provider ``account``; idempotent when identical,
+    ConflictError when it differs.
+
+    ``fields`` are the record's other column values (``amount``, ``currency``,
+    ``authorized_at``, ``reference``, ``expires_at``, ``on_deadline``, ``capture_amount``;
+    enums as their values), all of which a second registration must repeat; ``planned``
+    its deadline and next instant (``watchdog.planner.Replan.columns``), computed by the
+    caller so the store knows nothing of policy.
+    """
     existing = session.execute(
         select(Authorization).where(
-            Authorization.provider == record.provider.value,
-            Authorization.account == record.account,
-            Authorization.order_id == record.order_id,
+            Authorization.provider == provider,
+            Authorization.account == account,
+            Authorization.order_id == order_id,
         )
     ).scalar_one_or_none()
     if existing is not None:
-        stored = {
-            "amount": existing.amount,
-            "currency": existing.currency,
-            "authorized_at": existing.authorized_at,
-            "reference": existing.reference,
-            "expires_at": existing.expires_at,
-            "on_deadline": existing.on_deadline,
-            "capture_amount": existing.capture_amount,
+        differences = {
+            k: (getattr(existing, k), v) for k, v in fields.items() if getattr(existing, k) != v
         }
-        differences = {k: (stored[k], v) for k, v in record.comparable().items() if stored[k] != v}
         if differences:
-            raise ConflictError(record.provider.value, record.order_id, differences)
+            raise ConflictError(provider, order_id, differences)
         return Registered(snapshot(existing), created=False)
     row = Authorization(
-        provider=record.provider.value,
-        account=record.account,
-        order_id=record.order_id,
-        reference=record.reference,
-        amount=record.amount,
-        currency=record.currency,
-        authorized_at=record.authorized_at,
-        expires_at=record.expires_at,
-        on_deadline=record.on_deadline.value if record.on_deadline else None,
-        capture_amount=record.capture_amount,
+        provider=provider,
+        account=account,
+        order_id=order_id,
+        **fields,
         state=State.AUTHORIZED.value,
         captured_amount=0,
         capture_count=0,
@@ -142,24 +115,7 @@ def register(
         created_at=now,
         updated_at=now,
     )
-    values = replan_values(
-        AuthorizationSnapshot(
-            id=0,
-            provider=record.provider,
-            order_id=record.order_id,
-            amount=record.amount,
-            currency=record.currency,
-            authorized_at=record.authorized_at,
-            state=State.AUTHORIZED,
-            expires_at=record.expires_at,
-            on_deadline=record.on_deadline,
-            capture_amount=record.capture_amount,
-            account=record.account,
-        ),
-        config,
-        now,
-    )
-    for key, value in values.items():
+    for key, value in planned.items():
         setattr(row, key, value)
     session.add(row)
     session.flush()

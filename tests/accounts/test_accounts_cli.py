@@ -9,8 +9,12 @@ import subprocess
 import sys
 from pathlib import Path
 
-from watchdog import migrate
+import pytest
+
+from watchdog import schema
 from watchdog.db import make_engine
+
+pytestmark = pytest.mark.slow  # runs the CLI as a process
 
 
 def _cli(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -21,7 +25,7 @@ def _cli(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 def test_cli_add_and_import_take_the_account(tmp_path: Path, db_url: str) -> None:
     engine = make_engine(db_url)
-    migrate.upgrade(engine)
+    schema.upgrade(engine)
     engine.dispose()
     config = tmp_path / "w.toml"
     config.write_text(f'[database]\nurl = "{db_url}"\n[providers.flitt]\n'

@@ -16,6 +16,8 @@ from watchdog.config import ConfigError, missing_credentials, parse_config
 from watchdog.domain import ProviderName
 from watchdog.errors import ValidationError
 
+pytestmark = pytest.mark.slow  # runs the CLI as a process
+
 FLITT = ProviderName("flitt")
 TWO_SHOPS = {
     "policy": {"alert_lead": "3d"},

@@ -7,7 +7,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
-from watchdog import migrate
+from watchdog import schema
 from watchdog.db import make_engine
 
 INSERT = (
@@ -31,11 +31,11 @@ def test_existing_rows_become_the_default_account_and_order_ids_are_per_account(
 ) -> None:
     engine = make_engine(db_url)
     try:
-        migrate.upgrade(engine, "0007")
+        schema.upgrade(engine, "0007")
         with engine.begin() as conn:
             _insert(conn, "o-1")
-        migrate.upgrade(engine)
-        migrate.check(engine)
+        schema.upgrade(engine)
+        schema.check(engine)
         with engine.begin() as conn:
             accounts = conn.execute(text("SELECT account FROM authorizations")).scalars().all()
             assert accounts == ["default"]
@@ -43,13 +43,13 @@ def test_existing_rows_become_the_default_account_and_order_ids_are_per_account(
         with pytest.raises(IntegrityError), engine.begin() as conn:
             _insert(conn, "o-1", "ge-shop")  # twice in one account: refused
         with pytest.raises(RuntimeError, match="more than one account"):
-            migrate.downgrade(engine, "0007")
+            schema.downgrade(engine, "0007")
         with engine.begin() as conn:
             conn.execute(text("DELETE FROM authorizations WHERE account = 'ge-shop'"))
-        migrate.downgrade(engine, "0007")
+        schema.downgrade(engine, "0007")
         with pytest.raises(IntegrityError), engine.begin() as conn:
             _insert(conn, "o-1")
-        migrate.upgrade(engine)
-        assert migrate.is_at_head(engine)
+        schema.upgrade(engine)
+        assert schema.is_at_head(engine)
     finally:
         engine.dispose()

@@ -20,8 +20,8 @@ import pytest
 from sqlalchemy import Engine, select
 
 from watchdog import audit, controls, service
-from watchdog.alerting import AlertKind, dedup_key
 from watchdog.alerts.message import Event, Notification
+from watchdog.alerts.outbox import AlertKind, dedup_key
 from watchdog.clock import FrozenClock
 from watchdog.config import Config, parse_config
 from watchdog.db import transaction
@@ -238,8 +238,8 @@ def test_an_outage_of_one_accounts_host_is_that_accounts_provider_alert(
     world: World, db_url: str,
 ) -> None:
     from tests.support.postgres import free_port
+    from watchdog.alerts.health import evaluate_providers
     from watchdog.alerts.settings import AlertSettings
-    from watchdog.health import evaluate_providers
 
     dead = f"http://127.0.0.1:{free_port()}/smartpay"
     world.config = make_config(db_url, world.sandbox, env_of(*ACCOUNTS), base_url=dead,

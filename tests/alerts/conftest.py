@@ -7,8 +7,8 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.alerts.support import Receiver
 from tests.support.alertmanager import AlertmanagerServer
+from tests.support.alerts import Receiver
 from watchdog.clock import FrozenClock
 from watchdog.config import Config, parse_config
 

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, select
 
-from tests.alerts.support import Deadline, Receiver, deliver
+from tests.support.alerts import Deadline, Receiver, deliver
 from watchdog.alerts.settings import AlertSettings, parse_alert_settings
 from watchdog.clock import FrozenClock
 from watchdog.config import Config

@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import datetime as dt
 
+import pytest
 from sqlalchemy import Engine
 
-from tests.alerts.support import Deadline, deliver
 from tests.support.alertmanager import AlertmanagerServer
+from tests.support.alerts import Deadline, deliver
 from watchdog.alerts.settings import parse_alert_settings
 from watchdog.clock import FrozenClock
 from watchdog.config import Config
+
+pytestmark = pytest.mark.slow  # a real Alertmanager process per test
 
 
 def test_deadline_alert_escalates_and_resolves_in_alertmanager(

@@ -9,11 +9,11 @@ import pytest
 from click.testing import CliRunner, Result
 from sqlalchemy import Engine, update
 
-from watchdog import migrate, service
-from watchdog.alerting import AlertKind, Severity, raise_alert
+from watchdog import schema, service
 from watchdog.alerts.ack import acknowledge
-from watchdog.cli import Ctx
-from watchdog.cli_oncall import check
+from watchdog.alerts.outbox import AlertKind, Severity, raise_alert
+from watchdog.cli.common import Ctx
+from watchdog.cli.oncall import check
 from watchdog.clock import FrozenClock
 from watchdog.config import Config
 from watchdog.db import make_engine, transaction
@@ -161,7 +161,7 @@ def test_unreachable_database_is_unknown(tmp_path: Path, clock: FrozenClock) -> 
 def test_schema_not_at_head_is_unknown(tmp_path: Path, clock: FrozenClock) -> None:
     url = f"sqlite:///{tmp_path / 'old.db'}"
     engine = make_engine(url)
-    migrate.upgrade(engine, "0001")
+    schema.upgrade(engine, "0001")
     engine.dispose()
     result = _run(url, tmp_path, clock)
     assert result.exit_code == 3

@@ -14,7 +14,7 @@ from sqlalchemy import Engine, select, text, update
 from tests.alerts.test_check import ClockedCtx, _pass
 from watchdog import service
 from watchdog.alerts.ack import acknowledge
-from watchdog.cli_oncall import check
+from watchdog.cli.oncall import check
 from watchdog.clock import FrozenClock
 from watchdog.config import Config, parse_config
 from watchdog.db import transaction

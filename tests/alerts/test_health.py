@@ -6,14 +6,14 @@ import datetime as dt
 
 from sqlalchemy import Engine, select
 
-from tests.alerts.support import Receiver, deliver
+from tests.support.alerts import Receiver, deliver
 from watchdog import audit
-from watchdog.alerting import Severity
+from watchdog.alerts.health import evaluate_providers, evaluate_staleness
+from watchdog.alerts.outbox import Severity
 from watchdog.alerts.settings import parse_alert_settings
 from watchdog.audit import AuditEvent
 from watchdog.clock import FrozenClock
 from watchdog.db import transaction
-from watchdog.health import evaluate_providers, evaluate_staleness
 from watchdog.models import Alert
 
 from .test_check import _pass

@@ -11,13 +11,13 @@ from pathlib import Path
 from click.testing import CliRunner
 from sqlalchemy import Engine, select
 
-from tests.alerts.support import Deadline, Receiver, deliver, deliveries
+from tests.support.alerts import Deadline, Receiver, deliver, deliveries
 from tests.support.postgres import free_port
-from watchdog.alerting import AlertKind, Severity, raise_alert
+from watchdog.alerts.outbox import AlertKind, Severity, raise_alert
 from watchdog.alerts.settings import AlertSettings, parse_alert_settings
 from watchdog.alerts.webhook import verify
-from watchdog.cli import Ctx
-from watchdog.cli_oncall import ack
+from watchdog.cli.common import Ctx
+from watchdog.cli.oncall import ack
 from watchdog.clock import FrozenClock
 from watchdog.config import Config
 from watchdog.db import transaction

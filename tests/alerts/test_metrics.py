@@ -9,7 +9,7 @@ import httpx
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy import Engine, text
 
-from tests.alerts.support import Deadline
+from tests.support.alerts import Deadline
 from watchdog.clock import FrozenClock
 from watchdog.config import Config
 from watchdog.domain import ProviderName

@@ -9,11 +9,8 @@ import pytest
 
 from watchdog.alerts.message import Event
 from watchdog.alerts.routing import targets
-from watchdog.alerts.settings import (
-    MetricsSettings,
-    parse_alert_settings,
-    parse_metrics_settings,
-)
+from watchdog.alerts.settings import parse_alert_settings
+from watchdog.config import MetricsSettings, parse_metrics_settings
 from watchdog.errors import ConfigError
 
 ENV = {"WATCHDOG_PAGERDUTY_ROUTING_KEY": "key", "WATCHDOG_SLACK_WEBHOOK_URL": "https://hooks/x",

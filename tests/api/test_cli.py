@@ -17,7 +17,7 @@ from click.testing import CliRunner
 from sqlalchemy import Engine
 
 from watchdog import audit, tokens
-from watchdog.cli_api import tokens_group
+from watchdog.cli.api import tokens_group
 
 pytestmark = pytest.mark.wallclock
 
@@ -73,12 +73,13 @@ def _free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+@pytest.mark.slow
 def test_serve_runs_a_separate_api_process(engine: Engine, db_url: str, tmp_path: Path) -> None:
     port = _free_port()
     config = _config_file(tmp_path, db_url, port)
     secret = tokens.create(engine, "ops", tokens.Scope.READ, "test", dt.datetime.now(dt.UTC))
     script = ("from watchdog.logs import setup_logging; setup_logging(False, True); "
-              "from watchdog.cli_api import serve; serve()")
+              "from watchdog.cli.api import serve; serve()")
     env = {**os.environ, "WATCHDOG_CONFIG": str(config)}
     proc = subprocess.Popen([sys.executable, "-c", script], env=env, stderr=subprocess.PIPE,
                             text=True)

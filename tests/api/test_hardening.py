@@ -11,7 +11,7 @@ import time
 import httpx
 from sqlalchemy import func, select
 
-from tests.api.conftest import Api, record
+from tests.support.api import Api, record
 from watchdog.api import create_app
 from watchdog.api.bounds import ClientLimits
 from watchdog.api.server import ThreadedServer
@@ -177,9 +177,8 @@ def test_the_unit_gives_the_daemon_a_descriptor_budget_above_its_clients() -> No
 def test_metrics_can_require_a_read_token(api: Api) -> None:
     from dataclasses import replace
 
-    from watchdog.alerts.settings import MetricsSettings
     from watchdog.api.server import health_routers
-    from watchdog.config import parse_config
+    from watchdog.config import MetricsSettings, parse_config
 
     config = parse_config({"database": {"url": str(api.engine.url)},
                            "metrics": {"require_token": True}}, environ={})

@@ -7,7 +7,7 @@ import datetime as dt
 import httpx
 from sqlalchemy import func, select
 
-from tests.api.conftest import Api, record
+from tests.support.api import Api, record
 from watchdog import audit, store
 from watchdog.db import transaction
 from watchdog.domain import State

@@ -14,9 +14,9 @@ import httpx
 import pytest
 from sqlalchemy import select
 
-from tests.api.conftest import Api
-from tests.e2e.conftest import DUE_ORDERS
-from tests.providers.provider_helpers import CLASSES, settings_for
+from tests.support.api import Api
+from tests.support.cli import DUE_ORDERS
+from tests.support.providers import CLASSES, settings_for
 from watchdog import service
 from watchdog.db import transaction
 from watchdog.domain import ProviderName

@@ -13,7 +13,11 @@ import re
 import tomllib
 from pathlib import Path
 
-from tests.deploy.helpers import EXAMPLE_CONFIG, PROVIDERS, REPO, clean_env, run, watchdog_cli
+import pytest
+
+from tests.support.deploy import EXAMPLE_CONFIG, PROVIDERS, REPO, clean_env, run, watchdog_cli
+
+pytestmark = pytest.mark.slow  # runs the installed `expiry-watchdog config check`
 
 CONFIG_DOC = REPO / "docs" / "configuration.md"
 _OPTIONAL = re.compile(r"^#([a-z_]+ = .*)$", re.M)

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.deploy.helpers import DEPLOY, require_binary, run
+from tests.support.deploy import DEPLOY, require_binary, run
 
 INSTALL = DEPLOY / "install.sh"
 ADMIN = DEPLOY / "bin" / "expiry-watchdog-admin"

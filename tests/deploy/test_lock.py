@@ -14,7 +14,7 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 from packaging.version import Version
 
-from tests.deploy.helpers import DEPLOY
+from tests.support.deploy import DEPLOY
 
 REPO = DEPLOY.parent
 LOCK = DEPLOY / "requirements.lock"

@@ -22,7 +22,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.deploy.helpers import clean_env, run, sqlite_config, watchdog_cli
+from tests.support.deploy import clean_env, run, sqlite_config, watchdog_cli
+
+pytestmark = pytest.mark.slow  # the real daemon, run under a fake NOTIFY_SOCKET
 
 # prctl(PR_SET_MDWE, PR_MDWE_REFUSE_EXEC_GAIN): the kernel's own (Linux >= 6.3)
 # form of systemd's MemoryDenyWriteExecute=yes; inherited across execve.

@@ -1,6 +1,6 @@
 """Deploy for real: ``deploy/install.sh`` as root into a booted systemd, then operate it.
 
-One container (see tests/deploy/container.py) is booted for the module; the tests
+One container (see tests/support/container.py) is booted for the module; the tests
 run in file order, each starting from where the previous one left the "server",
 as an operator would: a fresh install, daemon mode, the hardening while it runs,
 an upgrade to the next version, then a switch to timer mode. The in-repo sandbox
@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 
-from tests.deploy.container import (
+from tests.support.container import (
     DEPLOY,
     DIST,
     NEXT_REVISION,
@@ -34,7 +34,7 @@ from tests.deploy.container import (
     build_wheel,
     wheelhouse,
 )
-from tests.deploy.helpers import REPO
+from tests.support.deploy import REPO
 from watchdog.sandbox.server import SandboxServer
 from watchdog.sandbox.smartpay import SMARTPAY_SECRET_KEY
 from watchdog.schema import HEAD_REVISION

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.deploy.helpers import UNITS, require_binary, run
+from tests.support.deploy import UNITS, require_binary, run
 
 UNIT_FILES = sorted(p for p in UNITS.iterdir() if p.suffix in (".service", ".timer"))
 SERVICES = [p for p in UNIT_FILES if p.suffix == ".service"]

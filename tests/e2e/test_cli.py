@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import cli, write_config
+from tests.support.cli import cli, write_config
 from watchdog.sandbox.credentials import SANDBOX_ENV
 from watchdog.sandbox.server import SandboxServer
 
-pytestmark = pytest.mark.wallclock
+pytestmark = [pytest.mark.slow, pytest.mark.wallclock]
 
 NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
 # The CLI runs against the wall clock: every instant a test registers is built from NOW, so a

@@ -17,9 +17,11 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import DUE_ORDERS, cli
+from tests.support.cli import DUE_ORDERS, cli
 from watchdog.sandbox.credentials import SANDBOX_ENV
 from watchdog.sandbox.server import SandboxServer
+
+pytestmark = pytest.mark.slow  # the real daemon, as a process
 
 STEPS = ["before_intent", "after_intent", "after_send", "after_provider", "before_outcome"]
 FAST = """

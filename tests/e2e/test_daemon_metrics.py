@@ -16,12 +16,12 @@ from pathlib import Path
 import httpx
 import pytest
 
-from tests.e2e.conftest import cli
+from tests.support.cli import cli
 from tests.support.postgres import free_port
 from watchdog.sandbox.credentials import SANDBOX_ENV
 from watchdog.sandbox.server import SandboxServer
 
-pytestmark = pytest.mark.wallclock
+pytestmark = [pytest.mark.slow, pytest.mark.wallclock]
 
 NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
 

@@ -16,7 +16,7 @@ import pytest
 from click.testing import CliRunner, Result
 
 from tests.support.postgres import PostgresServer, free_port
-from watchdog import migrate
+from watchdog import schema
 from watchdog.api.server import ThreadedServer
 from watchdog.cli import main
 from watchdog.db import make_engine
@@ -147,7 +147,7 @@ def test_check_answers_unknown_on_an_unreachable_database(unreachable_url: str) 
 def test_a_statement_that_fails_names_no_statement_and_no_parameters(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'old.db'}"
     engine = make_engine(url)
-    migrate.upgrade(engine, "0001")  # tables of later revisions are missing
+    schema.upgrade(engine, "0001")  # tables of later revisions are missing
     engine.dispose()
     result = _cli(url, "tokens", "list")
     assert result.exit_code == 4, result.output

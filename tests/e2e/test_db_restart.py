@@ -29,7 +29,7 @@ import pytest
 from sqlalchemy import Engine, func, select
 from sqlalchemy.exc import OperationalError
 
-from tests.e2e.conftest import DUE_ORDERS, cli
+from tests.support.cli import DUE_ORDERS, cli
 from tests.support.postgres import PostgresServer
 from watchdog.db import make_engine
 from watchdog.models import Authorization

@@ -40,7 +40,7 @@ from typing import Any
 import pytest
 from sqlalchemy import Engine, func, select, text
 
-from tests.e2e.conftest import DUE_ORDERS, cli
+from tests.support.cli import DUE_ORDERS, cli
 from watchdog.db import make_engine
 from watchdog.models import Authorization, Pass, Worker
 from watchdog.sandbox.credentials import SANDBOX_ENV

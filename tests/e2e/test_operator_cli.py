@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from tests.e2e.conftest import cli, write_config
+from tests.support.cli import cli, write_config
 from watchdog.sandbox.server import SandboxServer
 
-pytestmark = pytest.mark.wallclock
+pytestmark = [pytest.mark.slow, pytest.mark.wallclock]
 
 NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)
 SCENARIO = [

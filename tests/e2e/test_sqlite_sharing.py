@@ -23,7 +23,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, func, select
 
-from tests.e2e.conftest import DUE_ORDERS, cli
+from tests.support.cli import DUE_ORDERS, cli
 from watchdog.db import make_engine
 from watchdog.models import Authorization
 from watchdog.sandbox.credentials import SANDBOX_ENV

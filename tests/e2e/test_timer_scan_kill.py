@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select, update
 
-from tests.e2e.conftest import DUE_ORDERS, cli
+from tests.support.cli import DUE_ORDERS, cli
 from watchdog.config import DEFAULT_LEASE
 from watchdog.db import make_engine
 from watchdog.models import Authorization, Worker

@@ -28,7 +28,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from tests.e2e.conftest import DUE_ORDERS, cli
+from tests.support.cli import DUE_ORDERS, cli
 from tests.support.postgres import PostgresServer
 from watchdog.db import make_engine
 from watchdog.models import AuditRow, Authorization

@@ -13,7 +13,7 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import Engine, text
 
-from watchdog import anchor, audit, migrate
+from watchdog import anchor, audit, schema
 from watchdog.audit import AUDIT_LOG, AuditEvent, _canonical, _row_payload
 from watchdog.cli import main
 from watchdog.db import make_engine, transaction
@@ -45,10 +45,10 @@ def _legacy_rows(engine: Engine, n: int, now: dt.datetime, *, break_at: int | No
 def test_existing_chain_is_rekeyed_from_a_stated_row(db_url: str) -> None:
     engine = make_engine(db_url)
     try:
-        migrate.upgrade(engine, "0004")
+        schema.upgrade(engine, "0004")
         now = dt.datetime(2026, 11, 1, tzinfo=dt.UTC)
         legacy_head = _legacy_rows(engine, 5, now)
-        migrate.upgrade(engine)
+        schema.upgrade(engine)
         report = audit.verify(engine)
         assert (report.rows, report.legacy_rows, report.keyed_from) == (6, 5, 11)
         rekey = [r for r in audit.query(engine) if r.event == audit.REKEY_EVENT]
@@ -67,11 +67,11 @@ def test_existing_chain_is_rekeyed_from_a_stated_row(db_url: str) -> None:
 def test_a_broken_legacy_chain_is_not_rekeyed(db_url: str) -> None:
     engine = make_engine(db_url)
     try:
-        migrate.upgrade(engine, "0004")
+        schema.upgrade(engine, "0004")
         _legacy_rows(engine, 4, dt.datetime(2026, 11, 1, tzinfo=dt.UTC), break_at=2)
         with pytest.raises(AuditIntegrityError, match="not re-keying"):
-            migrate.upgrade(engine)
-        assert migrate.current_revision(engine) == "0004"
+            schema.upgrade(engine)
+        assert schema.current_revision(engine) == "0004"
     finally:
         engine.dispose()
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import Engine, select, text, update
 
-from tests.conftest import TEST_AUDIT_KEY
+from tests.support.audit_key import TEST_AUDIT_KEY
 from watchdog import anchor, audit
 from watchdog.audit import AuditEvent, AuditTamperError, TamperKind
 from watchdog.clock import FrozenClock

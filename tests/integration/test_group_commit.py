@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import Engine, func, select, update
 
 from watchdog import audit, service, store
-from watchdog.alerting import AlertKind, Severity, raise_alert
+from watchdog.alerts.outbox import AlertKind, Severity, raise_alert
 from watchdog.clock import FrozenClock
 from watchdog.config import Config, parse_config
 from watchdog.db import transaction

@@ -16,7 +16,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError
 
 from tests.support.postgres import PostgresServer
-from watchdog import audit, db_roles, migrate, service
+from watchdog import audit, db_roles, schema, service
 from watchdog.cli import main
 from watchdog.clock import FrozenClock
 from watchdog.config import parse_config
@@ -111,7 +111,7 @@ def test_a_runtime_role_that_owns_the_audit_log_is_refused(roles: tuple[str, str
     owner_url, _ = roles
     owner = make_engine(owner_url)
     try:
-        migrate.upgrade(owner)
+        schema.upgrade(owner)
         with pytest.raises(db_roles.RoleError, match="owns audit_log"):
             db_roles.grant_runtime(owner, str(owner.url.username))
         with pytest.raises(db_roles.RoleError, match="does not exist"):

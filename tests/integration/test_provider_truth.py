@@ -18,7 +18,7 @@ import httpx
 import pytest
 from sqlalchemy import Engine, select
 
-from watchdog import audit, migrate, service, tokens
+from watchdog import audit, schema, service, tokens
 from watchdog.api import create_app
 from watchdog.api.server import ThreadedServer
 from watchdog.clock import FrozenClock
@@ -484,7 +484,7 @@ def test_two_databases_against_one_merchant_account_never_share_a_key(
     world: World, tmp_path: Path,
 ) -> None:
     other_engine = make_engine(f"sqlite:///{tmp_path / 'other.db'}")
-    migrate.upgrade(other_engine)
+    schema.upgrade(other_engine)
     other_config = parse_config({
         "database": {"url": f"sqlite:///{tmp_path / 'other.db'}"},
         "providers": {name: {"base_url": url} for name, url in world.sandbox.base_urls().items()},

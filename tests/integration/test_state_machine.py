@@ -38,7 +38,7 @@ from hypothesis import strategies as st
 from hypothesis.stateful import Bundle, RuleBasedStateMachine, invariant, rule
 from sqlalchemy import select
 
-from watchdog import audit, migrate, service
+from watchdog import audit, schema, service
 from watchdog.clock import FrozenClock
 from watchdog.config import parse_config
 from watchdog.db import make_engine, transaction
@@ -117,7 +117,7 @@ class WatchdogMachine(RuleBasedStateMachine):
         self.workdir = Path(tempfile.mkdtemp(prefix="watchdog-model-"))
         url = f"sqlite:///{self.workdir / 'model.db'}"
         self.engine = make_engine(url)
-        migrate.upgrade(self.engine)
+        schema.upgrade(self.engine)
         self.config = parse_config({"database": {"url": url}}, environ={})
         self.clock = FrozenClock(START)
         self.fakes = {p: FakeProvider(p) for p in PROVIDERS}

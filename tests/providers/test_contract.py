@@ -11,8 +11,8 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from provider_helpers import ALL, CLASSES, run, settings_for
 
+from tests.support.providers import ALL, CLASSES, run, settings_for
 from watchdog.domain import ProviderName
 from watchdog.providers import registry
 from watchdog.providers.base import AuthRef, Outcome, ProviderResult, ProviderState
@@ -22,6 +22,10 @@ sandbox = pytest.importorskip("watchdog.sandbox.server")
 credentials = pytest.importorskip("watchdog.sandbox.credentials")
 
 dialect = pytest.importorskip("watchdog.sandbox.dialect")
+
+# The sandbox reads the real clock and the provider helpers hold a literal date: run again a
+# year ahead by `make test-clock-ahead` (tests/test_wallclock_marker.py).
+pytestmark = pytest.mark.wallclock
 
 CURRENCY = {p: dialect.dialect(p.value).default_currency for p in ALL}
 MULTI_CAPTURE = {p for p in ALL if registry.rules(p).multiple_captures}

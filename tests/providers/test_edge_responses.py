@@ -7,8 +7,8 @@ from typing import Any
 
 import httpx
 import pytest
-from provider_helpers import ALL, adapter_with, ref, respond, run
 
+from tests.support.providers import ALL, adapter_with, ref, respond, run
 from watchdog.domain import ProviderName
 from watchdog.providers.base import Outcome, ProviderState
 from watchdog.providers.http import parse_retry_after

@@ -15,8 +15,8 @@ from typing import Any
 
 import httpx
 import pytest
-from provider_helpers import ALL, CLASSES, ref, run, settings_for
 
+from tests.support.providers import ALL, CLASSES, ref, run, settings_for
 from watchdog.config import parse_config
 from watchdog.domain import ProviderName
 from watchdog.errors import ConfigError

@@ -9,8 +9,8 @@ after the provider's own expiry.
 from __future__ import annotations
 
 import pytest
-from provider_helpers import ALL, run
 
+from tests.support.providers import ALL, run
 from watchdog.domain import ProviderName
 from watchdog.providers.base import AuthRef, Outcome, ProviderState
 from watchdog.providers.fake import FakeProvider

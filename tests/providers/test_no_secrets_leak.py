@@ -8,8 +8,8 @@ from typing import Any
 
 import httpx
 import pytest
-from provider_helpers import ALL, SECRETS, adapter_with, ref, run
 
+from tests.support.providers import ALL, SECRETS, adapter_with, ref, run
 from watchdog.domain import ProviderName
 from watchdog.providers.base import ProviderResult
 

@@ -7,15 +7,15 @@ import dataclasses
 from typing import Any
 
 import pytest
-from provider_helpers import ALL, ref, run, settings_for
 
+from tests.support.providers import ALL, ref, run, settings_for
 from watchdog.config import Config
 from watchdog.domain import ProviderName
 from watchdog.providers.base import Outcome, ProviderResult
 from watchdog.providers.http import make_http_client
 from watchdog.providers.limits import LimitedAdapter, TokenBucket
 from watchdog.providers.registry import build_adapter, configured_adapters
-from watchdog.providers.retry import backoff_delay, with_retries
+from watchdog.providers.retry import retry_delay, with_retries
 
 
 def _result(outcome: Outcome, retry_after: float | None = None) -> ProviderResult:
@@ -78,10 +78,11 @@ def test_deadline_guard_stops_retrying() -> None:
     assert script.calls == 1
 
 
-def test_backoff_delay() -> None:
-    assert [backoff_delay(i, 1.0, None) for i in range(4)] == [1.0, 2.0, 4.0, 8.0]
-    assert backoff_delay(0, 1.0, 30.0) == 30.0
-    assert backoff_delay(20, 1.0, None) == 300.0
+def test_retry_delay_after_failed_calls() -> None:
+    assert [retry_delay(n, 1.0, None) for n in range(1, 5)] == [1.0, 2.0, 4.0, 8.0]
+    assert retry_delay(1, 1.0, 30.0) == 30.0
+    assert retry_delay(21, 1.0, None) == 300.0
+    assert retry_delay(1, 1.0, 900.0) == 300.0  # in-process sleeps stay capped
 
 
 class Slow:

@@ -7,7 +7,7 @@ import datetime as dt
 
 import pytest
 
-from tests.unit.helpers import T0, snapshot
+from tests.support.planning import T0, snapshot
 from watchdog.domain import ActionKind, ProviderName, State
 from watchdog.providers.base import Outcome, ProviderResult, ProviderSnapshot, ProviderState
 from watchdog.providers.truth import MEANINGS, TABLES, Meaning, meaning_of

@@ -9,8 +9,8 @@ import uuid
 
 import httpx
 import pytest
-from provider_helpers import ALL, SECRETS, adapter_with, ref, respond, run
 
+from tests.support.providers import ALL, SECRETS, adapter_with, ref, respond, run
 from watchdog.domain import ProviderName
 from watchdog.providers.base import Outcome, ProviderState
 from watchdog.providers.clearpay import request_id

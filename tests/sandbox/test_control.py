@@ -136,6 +136,7 @@ def test_python_api_validation(sandbox: SandboxServer) -> None:
         sandbox.create_order("smartpay", "o1", -1, "JPY")
 
 
+@pytest.mark.slow
 def test_cli_process() -> None:
     with subprocess.Popen(
             [sys.executable, "-m", "watchdog.sandbox", "--port", "0"], cwd=ROOT,

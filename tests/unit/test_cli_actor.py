@@ -8,8 +8,9 @@ from pathlib import Path
 
 from click.testing import CliRunner
 
-from watchdog import audit, migrate
-from watchdog.cli import main, operator
+from watchdog import audit, schema
+from watchdog.cli import main
+from watchdog.cli.common import operator
 from watchdog.db import make_engine
 
 HOST = os.uname().nodename
@@ -19,7 +20,7 @@ ME = pwd.getpwuid(os.getuid()).pw_name
 def test_logname_and_user_are_ignored(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'w.db'}"
     engine = make_engine(url)
-    migrate.upgrade(engine)
+    schema.upgrade(engine)
     result = CliRunner().invoke(main, ["pause", "--reason", "maintenance"], env={
         "WATCHDOG_DATABASE_URL": url, "WATCHDOG_CONFIG": "", "LOGNAME": "cfo", "USER": "cfo",
         "LNAME": "cfo", "USERNAME": "cfo", "SUDO_UID": None, "SUDO_USER": None})

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from watchdog import migrate
+from watchdog import schema
 from watchdog.anchor import Checkpoint, read_checkpoint, write_checkpoint_file
 from watchdog.db import make_engine
 from watchdog.demo import _write_config
@@ -32,7 +32,7 @@ def _mode(path: Path) -> int:
 def test_the_sqlite_database_and_its_wal_and_shm_are_0600(tmp_path: Path) -> None:
     db = tmp_path / "watchdog.db"
     engine = make_engine(f"sqlite:///{db}")
-    migrate.upgrade(engine)
+    schema.upgrade(engine)
     with engine.connect() as connection:
         connection.execute(text("SELECT count(*) FROM authorizations"))
         wal, shm = Path(f"{db}-wal"), Path(f"{db}-shm")

@@ -49,11 +49,11 @@ def test_token_names_must_match_whole(name: str) -> None:
 def test_a_token_with_a_trailing_newline_does_not_authenticate(tmp_path: object) -> None:
     from pathlib import Path
 
-    from watchdog import migrate
+    from watchdog import schema
     from watchdog.db import make_engine
 
     engine = make_engine(f"sqlite:///{Path(str(tmp_path)) / 'w.db'}")
-    migrate.upgrade(engine)
+    schema.upgrade(engine)
     now = dt.datetime(2026, 11, 20, tzinfo=dt.UTC)
     secret = tokens.create(engine, "shop", tokens.Scope.READ, "test", now)
     assert tokens.authenticate(engine, secret, now) is not None
@@ -90,7 +90,7 @@ def test_slack_text_cannot_mention_the_channel_or_forge_a_link() -> None:
 def test_operator_reasons_and_notes_refuse_control_characters(tmp_path: object) -> None:
     from pathlib import Path
 
-    from watchdog import controls, migrate, service
+    from watchdog import controls, schema, service
     from watchdog.alerts.ack import acknowledge
     from watchdog.config import parse_config
     from watchdog.db import make_engine
@@ -98,7 +98,7 @@ def test_operator_reasons_and_notes_refuse_control_characters(tmp_path: object) 
 
     url = f"sqlite:///{Path(str(tmp_path)) / 'w.db'}"
     engine = make_engine(url)
-    migrate.upgrade(engine)
+    schema.upgrade(engine)
     now = dt.datetime(2026, 11, 20, tzinfo=dt.UTC)
     config = parse_config({"database": {"url": url}}, environ={})
     attempts = {

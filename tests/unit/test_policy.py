@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from tests.unit.helpers import POLICY, SECOND, T0, rules, snapshot
+from tests.support.planning import POLICY, SECOND, T0, rules, snapshot
 from watchdog.domain import (
     AlertStage,
     AuthorizationSnapshot,

@@ -9,7 +9,7 @@ from zoneinfo import ZoneInfo
 from hypothesis import assume, given
 from hypothesis import strategies as st
 
-from tests.unit.helpers import T0, rules
+from tests.support.planning import T0, rules
 from watchdog.config import PolicySettings
 from watchdog.domain import (
     AlertStage,

@@ -7,7 +7,7 @@ from dataclasses import replace
 
 import pytest
 
-from tests.unit.helpers import T0, rules, snapshot
+from tests.support.planning import T0, rules, snapshot
 from watchdog.domain import ActionKind, AuthorizationSnapshot, ProviderName, State
 from watchdog.policy import open_amount
 from watchdog.providers.base import Outcome, ProviderResult, ProviderSnapshot, ProviderState

@@ -7,7 +7,7 @@ import itertools
 
 import pytest
 
-from tests.unit.helpers import T0, snapshot
+from tests.support.planning import T0, snapshot
 from watchdog.domain import FINAL_STATES, ProviderName, State
 from watchdog.providers.base import Outcome, ProviderResult, ProviderSnapshot, ProviderState
 from watchdog.reconcile import reconcile

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from sqlalchemy import Engine, select
 
 from watchdog import audit
-from watchdog.alerting import AlertStatus
+from watchdog.alerts.outbox import AlertStatus
 from watchdog.audit import AuditEvent
 from watchdog.clock import SYSTEM_CLOCK, Clock
 from watchdog.db import transaction

@@ -14,9 +14,9 @@ from typing import Any
 
 import httpx
 
-from watchdog.alerting import Severity
 from watchdog.alerts.base import HttpSink, compact_json, iso
 from watchdog.alerts.message import Event, Notification
+from watchdog.alerts.outbox import Severity
 
 
 class AlertmanagerSink(HttpSink):

@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from watchdog.alerting import AlertStatus
 from watchdog.alerts.alertmanager import AlertmanagerSink
 from watchdog.alerts.base import Sink
 from watchdog.alerts.log import LogSink
 from watchdog.alerts.message import Event
+from watchdog.alerts.outbox import AlertStatus
 from watchdog.alerts.pagerduty import PagerDutySink
 from watchdog.alerts.settings import LOG_SINK, AlertSettings, SinkSettings, SinkType
 from watchdog.alerts.slack import SlackSink

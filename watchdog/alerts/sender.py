@@ -32,10 +32,11 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from watchdog import audit
-from watchdog.alerting import AlertStatus
+from watchdog import backoff as backoffs
 from watchdog.alerts.alertmanager import AlertmanagerSink
 from watchdog.alerts.base import Sink
 from watchdog.alerts.message import DeliveryError, Event, Notification
+from watchdog.alerts.outbox import AlertStatus
 from watchdog.alerts.routing import build_sinks, event_for, targets
 from watchdog.alerts.settings import AlertSettings
 from watchdog.audit import AuditEvent, process_actor
@@ -116,7 +117,7 @@ async def sender_tick(
     metrics: Metrics = DEFAULT_METRICS,
 ) -> DeliveryReport | None:
     """The daemon's job: evaluate health alerts, then deliver. A database outage is logged."""
-    from watchdog.health import evaluate_health
+    from watchdog.alerts.health import evaluate_health
 
     try:
         evaluate_health(engine, settings, clock)
@@ -221,10 +222,10 @@ async def _send(sink: Sink, client: httpx.AsyncClient, item: _Claimed, now: dt.d
 
 
 def backoff(settings: AlertSettings, attempts: int) -> dt.timedelta:
-    """Exponential: ``backoff * 2**(attempts-1)``, capped at ``max_backoff``."""
-    if attempts >= 32:
-        return settings.max_backoff
-    return min(settings.backoff * (1 << max(attempts - 1, 0)), settings.max_backoff)
+    """The wait after ``attempts`` failed tries of a delivery (``watchdog.backoff``):
+    ``settings.backoff`` doubled per try, capped at ``settings.max_backoff``."""
+    return dt.timedelta(seconds=backoffs.delay(
+        attempts, settings.backoff.total_seconds(), settings.max_backoff.total_seconds()))
 
 
 def _record(engine: Engine, settings: AlertSettings, results: list[_Result], now: dt.datetime,

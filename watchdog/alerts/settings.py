@@ -1,8 +1,8 @@
-"""The ``[alerts]`` and ``[metrics]`` tables: sinks, routing, sender timing, health thresholds.
+"""The ``[alerts]`` table: sinks, routing, sender timing, health thresholds.
 
 Secrets (PagerDuty routing key, Slack webhook URL, webhook signing secret) come from
 the environment or ``$CREDENTIALS_DIRECTORY``, never from the file. Every problem is
-one ConfigError naming the key, e.g. ``alerts.sinks[1].url``.
+one ConfigError naming the key, e.g. ``alerts.sinks[1].url`` (``watchdog.config_tables``).
 
     [alerts]
     interval = "30s"          # how often the daemon's sender job runs
@@ -23,8 +23,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from watchdog.alerting import Severity
-from watchdog.durations import parse_duration
+from watchdog.alerts.outbox import Severity
+from watchdog.config_tables import duration, only_keys, positive_integer, string
 from watchdog.errors import ConfigError
 from watchdog.secrets import Secret, read_secret
 
@@ -95,16 +95,6 @@ class AlertSettings:
         return [s for s in self.sinks if s.accepts(severity)]
 
 
-@dataclass(frozen=True, slots=True)
-class MetricsSettings:
-    """The ``[metrics]`` table: where the daemon serves /metrics, /healthz, /readyz."""
-
-    host: str = "127.0.0.1"
-    port: int = 9787
-    enabled: bool = True
-    require_token: bool = False  # /metrics only with an API token (any scope)
-
-
 _DURATIONS = (
     "interval", "timeout", "resend_interval", "backoff", "max_backoff", "give_up_after", "claim",
     "stale_warning", "stale_critical", "provider_window",
@@ -120,18 +110,20 @@ def parse_alert_settings(
     env = os.environ if environ is None else environ
     if not isinstance(table, Mapping):
         raise ConfigError(f"alerts: must be a table, got {type(table).__name__}")
-    _only(table, _TOP, "alerts")
+    only_keys(table, _TOP, "alerts")
     base = AlertSettings()
     values: dict[str, Any] = {
-        key: _duration(table, key, getattr(base, key)) for key in _DURATIONS
+        key: duration(table, key, "alerts", getattr(base, key), example="30s")
+        for key in _DURATIONS
     }
     for key in ("interval", "timeout", "backoff", "max_backoff", "claim"):
         if values[key] <= dt.timedelta(0):
             raise ConfigError(f"alerts.{key}: must be positive")
     if values["stale_warning"] > values["stale_critical"]:
         raise ConfigError("alerts.stale_warning: must not exceed alerts.stale_critical")
-    values["batch_size"] = _int(table, "batch_size", base.batch_size)
-    values["provider_min_calls"] = _int(table, "provider_min_calls", base.provider_min_calls)
+    values["batch_size"] = positive_integer(table, "batch_size", "alerts", base.batch_size)
+    values["provider_min_calls"] = positive_integer(
+        table, "provider_min_calls", "alerts", base.provider_min_calls)
     rate = table.get("provider_error_rate", base.provider_error_rate)
     if isinstance(rate, bool) or not isinstance(rate, int | float) or not 0 < rate <= 1:
         raise ConfigError("alerts.provider_error_rate: must be a number in (0, 1]")
@@ -151,26 +143,6 @@ def parse_alert_settings(
     return AlertSettings(sinks=tuple(sinks), **values)
 
 
-def parse_metrics_settings(table: Mapping[str, Any]) -> MetricsSettings:
-    """Validate the ``[metrics]`` table."""
-    if not isinstance(table, Mapping):
-        raise ConfigError(f"metrics: must be a table, got {type(table).__name__}")
-    _only(table, {"host", "port", "enabled", "require_token"}, "metrics")
-    host = table.get("host", "127.0.0.1")
-    if not isinstance(host, str) or not host:
-        raise ConfigError("metrics.host: must be a non-empty string")
-    port = table.get("port", 9787)
-    if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
-        raise ConfigError(f"metrics.port: must be an integer between 0 and 65535, got {port!r}")
-    enabled = table.get("enabled", True)
-    if not isinstance(enabled, bool):
-        raise ConfigError("metrics.enabled: must be true or false")
-    require_token = table.get("require_token", False)
-    if not isinstance(require_token, bool):
-        raise ConfigError("metrics.require_token: must be true or false")
-    return MetricsSettings(host=host, port=port, enabled=enabled, require_token=require_token)
-
-
 def alert_settings_of(config: Any) -> AlertSettings:
     """The alert settings of a Config: its ``alerts`` field, else parsed from the raw TOML."""
     settings = getattr(config, "alerts", None)
@@ -180,19 +152,10 @@ def alert_settings_of(config: Any) -> AlertSettings:
     return parse_alert_settings(raw.get("alerts", {}))
 
 
-def metrics_settings_of(config: Any) -> MetricsSettings:
-    """The metrics settings of a Config: its ``metrics`` field, else parsed from the raw TOML."""
-    settings = getattr(config, "metrics", None)
-    if isinstance(settings, MetricsSettings):
-        return settings
-    raw = getattr(config, "raw", {}) or {}
-    return parse_metrics_settings(raw.get("metrics", {}))
-
-
 def _sink(raw: Any, where: str, env: Mapping[str, str]) -> SinkSettings:
     if not isinstance(raw, Mapping):
         raise ConfigError(f"{where}: must be a table")
-    _only(raw, _SINK_KEYS, where)
+    only_keys(raw, _SINK_KEYS, where)
     kind = raw.get("type")
     try:
         sink_type = SinkType(str(kind))
@@ -223,9 +186,7 @@ def _sink(raw: Any, where: str, env: Mapping[str, str]) -> SinkSettings:
                           f"${DEFAULT_SECRET_VARIABLES['slack']} instead of the file")
     if sink_type is SinkType.PAGERDUTY and url is None:
         url = PAGERDUTY_URL
-    source = raw.get("source", "expiry-watchdog")
-    if not isinstance(source, str) or not source:
-        raise ConfigError(f"{where}.source: must be a non-empty string")
+    source = string(raw, "source", where, "expiry-watchdog")
     secret: Secret | None = None
     if sink_type.value in DEFAULT_SECRET_VARIABLES:
         variable = raw.get("secret_env", DEFAULT_SECRET_VARIABLES[sink_type.value])
@@ -247,34 +208,7 @@ def _sink(raw: Any, where: str, env: Mapping[str, str]) -> SinkSettings:
     )
 
 
-def _only(table: Mapping[str, Any], allowed: set[str], where: str) -> None:
-    unknown = sorted(set(table) - allowed)
-    if unknown:
-        raise ConfigError(
-            f"{where}.{unknown[0]}: unknown key (allowed here: {', '.join(sorted(allowed))})"
-        )
-
-
-def _duration(table: Mapping[str, Any], key: str, default: dt.timedelta) -> dt.timedelta:
-    if key not in table:
-        return default
-    value = table[key]
-    if not isinstance(value, str):
-        raise ConfigError(f"alerts.{key}: write durations as strings like \"30s\"")
-    try:
-        return parse_duration(value)
-    except ValueError as exc:
-        raise ConfigError(f"alerts.{key}: {exc}") from None
-
-
-def _int(table: Mapping[str, Any], key: str, default: int) -> int:
-    value = table.get(key, default)
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigError(f"alerts.{key}: must be a positive integer")
-    return value
-
-
 __all__ = [
-    "LOG_SINK", "AlertSettings", "MetricsSettings", "SinkSettings", "SinkType",
-    "alert_settings_of", "metrics_settings_of", "parse_alert_settings", "parse_metrics_settings",
+    "LOG_SINK", "AlertSettings", "SinkSettings", "SinkType", "alert_settings_of",
+    "parse_alert_settings",
 ]

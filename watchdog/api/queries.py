@@ -11,11 +11,11 @@ from typing import Any
 from sqlalchemy import Engine, select
 
 from watchdog import service, store
-from watchdog.config import Config
 from watchdog.db import transaction
 from watchdog.domain import ProviderName, State
 from watchdog.errors import ValidationError
 from watchdog.models import Authorization
+from watchdog.planner import Planner
 
 MAX_ID = 2**63 - 1
 _CURSOR_PREFIX = "a:"
@@ -75,9 +75,9 @@ def list_authorizations(
     )
 
 
-def record_view(config: Config, row: Authorization) -> dict[str, Any]:
+def record_view(planner: Planner, row: Authorization) -> dict[str, Any]:
     """An authorization with its planned timeline (the register/get answer)."""
-    tl = service.row_timeline(config, row)
+    tl = planner.timeline(store.snapshot(row))
     return {
         "authorization": service.authorization_dict(row),
         "timeline": {
@@ -88,11 +88,11 @@ def record_view(config: Config, row: Authorization) -> dict[str, Any]:
     }
 
 
-def get_record(engine: Engine, config: Config, authorization_id: int) -> dict[str, Any]:
+def get_record(engine: Engine, planner: Planner, authorization_id: int) -> dict[str, Any]:
     """One authorization's record view, or NotFoundError."""
     with transaction(engine) as session:
         row = store.get(session, authorization_id)
-    return record_view(config, row)
+    return record_view(planner, row)
 
 
 def current_state(engine: Engine, authorization_id: int) -> State | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
@@ -35,6 +35,7 @@ from watchdog.config import Config
 from watchdog.domain import OPEN_STATES, InstructionKind, ProviderName, State
 from watchdog.durations import parse_duration
 from watchdog.errors import InstructionError, ValidationError
+from watchdog.planner import Planner
 from watchdog.registration import parse_instant
 
 MAX_HORIZON = dt.timedelta(days=366)
@@ -48,6 +49,10 @@ class ApiContext:
     engine: Engine
     config: Config
     clock: Clock
+    planner: Planner = field(init=False)  # the configuration's, built once with the app
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "planner", Planner(self.config))
 
 
 def context(request: Request) -> ApiContext:
@@ -176,12 +181,13 @@ def _strict_types(model: type[BaseModel], raw: bytes) -> None:
 def _register(ctx: ApiContext, data: dict[str, Any], actor: str) -> tuple[bool, dict[str, Any]]:
     for attempt in (1, 2):
         try:
-            result = service.register(ctx.engine, ctx.config, data, actor, ctx.clock)
+            result = service.register(ctx.engine, ctx.config, data, actor, ctx.clock,
+                                      planner=ctx.planner)
             break
         except IntegrityError:  # a concurrent identical registration won the race
             if attempt == 2:
                 raise
-    return result.created, queries.get_record(ctx.engine, ctx.config, result.authorization.id)
+    return result.created, queries.get_record(ctx.engine, ctx.planner, result.authorization.id)
 
 
 @router.post(
@@ -206,7 +212,7 @@ async def register(request: Request, response: Response, ctx: Ctx, who: Writer) 
             responses=_errors(404), summary="One authorization and its timeline")
 def get_authorization(authorization_id: AuthorizationId, ctx: Ctx, who: Reader) -> Any:
     """The stored record and its planned timeline."""
-    return queries.get_record(ctx.engine, ctx.config, authorization_id)
+    return queries.get_record(ctx.engine, ctx.planner, authorization_id)
 
 
 @router.get("/authorizations", response_model=AuthorizationPage, responses=_errors(),
@@ -246,7 +252,8 @@ def _instruct(ctx: ApiContext, authorization_id: int, kind: InstructionKind, act
               amount: int | None, final: bool) -> dict[str, Any]:
     try:
         row = service.instruct(ctx.engine, ctx.config, authorization_id, kind, actor,
-                               amount=amount, final=final, clock=ctx.clock)
+                               amount=amount, final=final, clock=ctx.clock,
+                               planner=ctx.planner)
     except InstructionError as exc:
         state = queries.current_state(ctx.engine, authorization_id)
         if state is not None and state not in OPEN_STATES:
@@ -288,7 +295,7 @@ def cancel(authorization_id: AuthorizationId, ctx: Ctx, who: Writer) -> Any:
             responses=_errors(404), summary="An authorization's audit trail")
 def audit_trail(authorization_id: AuthorizationId, ctx: Ctx, who: Reader) -> Any:
     """Every audit row for the authorization, oldest first."""
-    queries.get_record(ctx.engine, ctx.config, authorization_id)  # 404 if unknown
+    queries.get_record(ctx.engine, ctx.planner, authorization_id)  # 404 if unknown
     rows = audit.query(ctx.engine, authorization_id=authorization_id)
     return {"items": [audit.row_as_dict(r) for r in rows]}
 
@@ -305,7 +312,8 @@ def plan(ctx: Ctx, who: Reader,
         raise ValidationError("horizon", str(exc)) from None
     if delta > MAX_HORIZON:
         raise ValidationError("horizon", "must be at most 366d")
-    entries, at_risk = service.plan_view(ctx.engine, ctx.config, delta, ctx.clock)
+    entries, at_risk = service.plan_view(ctx.engine, ctx.config, delta, ctx.clock,
+                                         planner=ctx.planner)
     return {
         "horizon": horizon,
         "entries": [{"at": e.at.isoformat(), "what": e.what, "authorization_id": e.authorization_id,

@@ -115,7 +115,7 @@ class RegistryView(Mapping[ProviderName, T]):
 def rules(name: ProviderName, settings: ProviderSettings | None = None) -> ProviderRules:
     """The provider's capture rules, with the configured window when ``settings`` are given.
 
-    The one place rules are made: the planner (through ``store.rules_for``) and the
+    The one place rules are made: the planner (``watchdog.planner.Planner.rules``) and the
     adapters read the same value.
     """
     base = spec(name).rules

@@ -7,12 +7,12 @@ before the provider is called; the outcome is recorded in a second transaction.
 from __future__ import annotations
 
 from watchdog import faultpoints, store
-from watchdog.alerting import AlertKind, Severity
+from watchdog.alerts.outbox import AlertKind, Severity
 from watchdog.audit import AuditEvent
 from watchdog.domain import ActionKind, ProviderName, State
 from watchdog.models import Action, Authorization
 from watchdog.money import format_money
-from watchdog.policy import Decision, capture_target
+from watchdog.policy import Decision
 from watchdog.providers.base import Outcome, ProviderAdapter, ProviderResult
 from watchdog.providers.limits import SEND_GUARD, GuardReached
 from watchdog.providers.retry import with_retries
@@ -78,8 +78,8 @@ def released_below_minimum(ctx: ScanContext, row: Authorization, kind: ActionKin
     below the provider's minimum capture), or None."""
     if kind is not ActionKind.CANCEL:
         return None
-    rules = store.rules_for(ctx.config, ProviderName(row.provider), row.account)
-    wanted = capture_target(store.snapshot(row), rules)
+    rules = ctx.planner.rules(ProviderName(row.provider), row.account)
+    wanted = ctx.planner.capture_target(store.snapshot(row))
     if 0 < wanted < rules.min_capture_amount:
         return (f"releasing {format_money(wanted, row.currency)} still wanted: below "
                 f"{row.provider}'s minimum capture "

@@ -24,7 +24,7 @@ from sqlalchemy.orm import Session
 
 from watchdog import audit, store
 from watchdog.accounts import DEFAULT_ACCOUNT
-from watchdog.alerting import resolve_alerts_many
+from watchdog.alerts.outbox import resolve_alerts_many
 from watchdog.audit import AuditEvent
 from watchdog.clock import Clock
 from watchdog.db import TransactionRunner

@@ -20,7 +20,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from watchdog import store
-from watchdog.alerting import AlertKind, Severity
+from watchdog.alerts.outbox import AlertKind, Severity
 from watchdog.domain import ActionKind, ActionStatus, State
 from watchdog.models import Action, Authorization
 from watchdog.money import format_money

@@ -1,5 +1,6 @@
-"""What every step of a pass works with: the worker's dependencies, its per-pass tallies,
-and the small row helpers (plan, audit event, alert, re-plan, park, release). Every write
+"""What every step of a pass works with: the worker's dependencies (the Planner among
+them), its per-pass tallies, and the small row helpers (plan, audit event, alert, re-plan,
+park, release). Every write
 of a step goes through the group committer (``write`` ... ``commit``); nothing here opens
 a write transaction of its own.
 """
@@ -18,13 +19,14 @@ from sqlalchemy.orm import Session
 
 from watchdog import audit, controls, store
 from watchdog.accounts import DEFAULT_ACCOUNT, label
-from watchdog.alerting import AlertKind, Severity, alert_details, raise_alert
+from watchdog.alerts.outbox import AlertKind, Severity, alert_details, raise_alert
 from watchdog.audit import AuditEvent
 from watchdog.clock import Clock
 from watchdog.config import Config, ProviderSettings
 from watchdog.domain import ProviderName, State
 from watchdog.models import Authorization
-from watchdog.policy import Decision, plan, timeline
+from watchdog.planner import Planner
+from watchdog.policy import Decision, Timeline
 from watchdog.providers.accounted import for_account
 from watchdog.providers.base import AuthRef, ProviderAdapter
 from watchdog.scan.committer import GroupCommitter
@@ -46,6 +48,7 @@ class ScanContext:
     worker: str
     sleep: Callable[[float], Awaitable[None]]
     dry_run: bool
+    planner: Planner
     actions_this_pass: dict[str, int] = field(default_factory=dict)
     last_pass_end: dt.datetime | None = None
     committer: GroupCommitter = field(init=False)
@@ -75,23 +78,12 @@ class ScanContext:
                        account=row.account)
 
     def decide(self, row: Authorization, now: dt.datetime) -> Decision:
-        """The policy's next step for the row as it stands."""
-        provider = ProviderName(row.provider)
-        return plan(
-            store.snapshot(row),
-            store.rules_for(self.config, provider, row.account),
-            self.config.policy_for(provider, row.account),
-            now,
-        )
+        """The planner's next step for the row as it stands."""
+        return self.planner.decide(store.snapshot(row), now)
 
-    def timeline(self, row: Authorization) -> Any:
+    def timeline(self, row: Authorization) -> Timeline:
         """The row's alert/capture/critical/guard instants."""
-        provider = ProviderName(row.provider)
-        return timeline(
-            store.snapshot(row),
-            store.rules_for(self.config, provider, row.account),
-            self.config.policy_for(provider, row.account),
-        )
+        return self.planner.timeline(store.snapshot(row))
 
     # ------------------------------------------------------------------ audit and alerts
 
@@ -196,7 +188,7 @@ class ScanContext:
 
     def replan_values(self, row: Authorization, now: dt.datetime) -> dict[str, Any]:
         """The row's deadline and next instant (the latter kept while an action is in flight)."""
-        values = store.replan_values(store.snapshot(row), self.config, now)
+        values = self.planner.replan(store.snapshot(row), now).columns()
         if State(row.state).is_in_flight:
             values.pop("next_action_at")
         return values

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 
-from watchdog.alerting import AlertKind, Severity
+from watchdog.alerts.outbox import AlertKind, Severity
 from watchdog.domain import State
 from watchdog.models import Authorization
 from watchdog.providers import registry

@@ -1,5 +1,6 @@
-"""Guard rails before money moves (dry run, pauses, per-pass budgets, amount limit) and
-what happens to a row held back by one, or deferred because it cannot act yet."""
+"""Guard rails before money moves, as the scan applies them (the rails themselves, each
+deciding and explaining, are ``watchdog.guard_rails``), and what happens to a row held back
+by one, or deferred because it cannot act yet."""
 
 from __future__ import annotations
 
@@ -7,56 +8,37 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from watchdog import controls
+from watchdog import controls, guard_rails
 from watchdog.accounts import label
-from watchdog.alerting import AlertKind, Severity
+from watchdog.alerts.outbox import AlertKind, Severity
 from watchdog.domain import ActionKind, ProviderName
+from watchdog.guard_rails import Hold, Situation
 from watchdog.models import Authorization
-from watchdog.money import format_money
 from watchdog.policy import Decision
 from watchdog.scan.context import ScanContext
 from watchdog.scan.pacing import FAILURES_BEFORE_ALERT, backoff
 from watchdog.transitions import Event
 
-Hold = tuple[str, str, bool]
-"""(event, reason, retry_later): why an action must wait."""
-
 
 def guard_rail(
     ctx: ScanContext, row: Authorization, kind: ActionKind, decision: Decision
 ) -> Hold | None:
-    """Why this action must wait, as (event, reason, retry_later); None lets it go."""
+    """Why this action must wait, as (event, reason, retry_later); None lets it go.
+    Every rail of ``guard_rails.GUARD_RAILS`` is asked in turn; the first that holds wins."""
     provider = ProviderName(row.provider)
-    policy = ctx.config.policy_for(provider, row.account)
-    if ctx.dry_run or policy.dry_run:
-        return "would", f"dry run: would {kind} {decision.amount or ''}".strip(), True
-    paused = controls.pause_for(ctx.pauses(), provider, row.account)
-    if paused is not None:
-        scope = "all providers" if paused.scope == controls.GLOBAL else paused.scope
-        return "held", f"{scope} paused by {paused.actor}: {paused.reason}", True
-    budget = ctx.config.policy.max_actions_per_pass
-    if budget is not None and sum(ctx.actions_this_pass.values()) >= budget:
-        return "deferred", f"action budget of {budget} per pass used up", False
-    provider_budget = policy.max_actions_per_pass
-    if provider_budget is not None and ctx.actions_this_pass.get(row.provider, 0) >= (
-        provider_budget
-    ):
-        return "deferred", f"{provider} action budget of {provider_budget} used up", False
-    limit = policy.max_capture_amount
-    if (
-        kind is ActionKind.CAPTURE
-        and limit is not None
-        and (decision.amount or 0) > limit
-        and not approved(ctx, row)
-    ):
-        return (
-            "held",
-            f"capture of {format_money(decision.amount or 0, row.currency)} exceeds "
-            f"max_capture_amount {format_money(limit, row.currency)}; "
-            f"approve with `expiry-watchdog approve {row.id}`",
-            True,
-        )
-    return None
+    situation = Situation(
+        authorization_id=row.id,
+        provider=provider,
+        currency=row.currency,
+        policy=ctx.planner.policy(provider, row.account),
+        global_policy=ctx.config.policy,
+        dry_run=ctx.dry_run,
+        pauses=ctx.pauses(),
+        actions_this_pass=ctx.actions_this_pass,
+        approved=lambda: approved(ctx, row),
+        account=row.account,
+    )
+    return guard_rails.first_hold(situation, kind, decision.amount)
 
 
 def approved(ctx: ScanContext, row: Authorization) -> bool:

@@ -17,7 +17,7 @@ from typing import Any, cast
 from sqlalchemy import Table, select
 from sqlalchemy.orm import Session
 
-from watchdog.alerting import AUTHORIZATION_KINDS, AlertStatus, dedup_key
+from watchdog.alerts.outbox import AUTHORIZATION_KINDS, AlertStatus, dedup_key
 from watchdog.domain import ActionStatus
 from watchdog.models import Action, Alert
 from watchdog.scan.writes import RowWrite

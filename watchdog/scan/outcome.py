@@ -7,7 +7,7 @@ from dataclasses import replace
 from typing import Any
 
 from watchdog import store
-from watchdog.alerting import AlertKind, Severity
+from watchdog.alerts.outbox import AlertKind, Severity
 from watchdog.domain import ActionKind, ActionStatus, InstructionKind, ProviderName, State
 from watchdog.models import Action, Authorization
 from watchdog.money import format_money
@@ -201,7 +201,7 @@ async def confirm_already_done(
 
 def effect_values(ctx: ScanContext, row: Authorization, action: Action) -> dict[str, Any]:
     """Columns after our capture/cancel took effect."""
-    rules = store.rules_for(ctx.config, ProviderName(row.provider), row.account)
+    rules = ctx.planner.rules(ProviderName(row.provider), row.account)
     if action.kind == ActionKind.CANCEL.value:
         final_state = State.CAPTURED if row.captured_amount > 0 else State.CANCELED
         return {"state": final_state.value, "provider_open_amount": 0}

@@ -12,7 +12,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from watchdog import store
-from watchdog.alerting import AlertKind, Severity
+from watchdog.alerts.outbox import AlertKind, Severity
 from watchdog.domain import ActionKind, ActionStatus, ProviderName, State
 from watchdog.models import Action, Authorization
 from watchdog.providers.base import Outcome, ProviderResult, ProviderState

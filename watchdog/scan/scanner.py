@@ -16,6 +16,7 @@ from watchdog.config import Config
 from watchdog.domain import ActionKind, ProviderName
 from watchdog.errors import TransitionError, WatchdogError
 from watchdog.models import Authorization
+from watchdog.planner import Planner
 from watchdog.policy import Decision, Step
 from watchdog.providers.base import ProviderAdapter
 from watchdog.scan.actions import act
@@ -49,7 +50,10 @@ class Scanner:
         worker: str,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
         dry_run: bool = False,
+        planner: Planner | None = None,
     ) -> None:
+        """A scanner for ``worker``; ``planner`` is the configuration's (built from
+        ``config`` when not given)."""
         self.ctx = ScanContext(
             engine=engine,
             config=config,
@@ -58,6 +62,7 @@ class Scanner:
             worker=worker,
             sleep=sleep,
             dry_run=dry_run or config.policy.dry_run,
+            planner=planner or Planner(config),
         )
         self._stopping = False
 
@@ -71,6 +76,10 @@ class Scanner:
     @property
     def config(self) -> Config:
         return self.ctx.config
+
+    @property
+    def planner(self) -> Planner:
+        return self.ctx.planner
 
     @property
     def clock(self) -> Clock:

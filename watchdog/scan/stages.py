@@ -5,7 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 from watchdog import store
-from watchdog.alerting import AlertKind, Severity, deadline_text
+from watchdog.alerts.outbox import AlertKind, Severity, deadline_text
 from watchdog.domain import AlertStage, State
 from watchdog.models import Authorization
 from watchdog.money import format_money

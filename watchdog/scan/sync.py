@@ -6,7 +6,7 @@ import datetime as dt
 from typing import Any
 
 from watchdog import store
-from watchdog.alerting import AlertKind, Severity
+from watchdog.alerts.outbox import AlertKind, Severity
 from watchdog.audit import AuditEvent
 from watchdog.audit_evidence import capped_message, evidence
 from watchdog.domain import State

@@ -24,7 +24,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from watchdog.alerting import AUTHORIZATION_KINDS, AlertKind
+from watchdog.alerts.outbox import AUTHORIZATION_KINDS, AlertKind
 from watchdog.audit import AuditEvent
 from watchdog.domain import ActionKind, State
 from watchdog.errors import TransitionError

@@ -1,21 +1,16 @@
 """The HTTP boundary shared by every adapter: one client, one send, one failure taxonomy.
 
-``exchange`` is the only place that calls the network. It turns every transport
-failure into an ``Outcome`` once, for all adapters:
+``exchange`` is the only place that calls the network, always through
+``client.send`` (production's ``StatelessClient`` over our ``AiohttpTransport``,
+or a test's client over ``httpx.MockTransport``: one path). It turns every
+transport failure into an ``Outcome`` once, for all adapters, by httpx's
+exception classes alone (the transport maps aiohttp's onto them):
 
 * the connection was never established (connect error, connect timeout, pool
   timeout) -> RETRYABLE: nothing can have reached the provider;
 * the request may have been written and no complete answer came back (read or
-  write timeout, connection dropped, protocol error) -> UNKNOWN for capture and
-  cancel (money may have moved), RETRYABLE for reads.
-
-The aiohttp transport (``httpx_aiohttp``) maps aiohttp's exceptions onto httpx
-classes, but not faithfully: any ``aiohttp.ClientConnectionError`` becomes
-``httpx.ConnectTimeout`` — including ``ServerDisconnectedError`` (the server
-dropped the connection *after* reading our request) and ``ClientOSError``
-(connection reset mid-response) — so its httpx class alone would call a lost
-answer "never connected". We therefore classify by the original aiohttp
-exception (``__cause__``) when there is one, and only then by the httpx class.
+  write timeout, connection dropped, protocol error, anything else) -> UNKNOWN for
+  capture and cancel (money may have moved), RETRYABLE for reads.
 """
 
 from __future__ import annotations
@@ -29,14 +24,13 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from typing import Any
 
-import aiohttp
 import httpx
-import httpx_aiohttp
 
 from watchdog.clock import SYSTEM_CLOCK, Clock
 from watchdog.config import ProviderSettings
 from watchdog.domain import ProviderName
 from watchdog.providers.base import Outcome, ProviderResult, ProviderSnapshot
+from watchdog.providers.http.aiohttp_transport import AiohttpTransport
 from watchdog.providers.limits import SEND_GUARD
 from watchdog.secrets import MASK, Secret, redact
 
@@ -52,16 +46,19 @@ REQUEST_ID_HEADERS = (
 MONEY_OPERATIONS = frozenset({"capture", "cancel"})
 
 
-def make_http_client(max_connections: int = 256) -> httpx.AsyncClient:
-    """One shared client on the aiohttp transport (the default transport collapses under load).
+def make_http_client(
+    max_connections: int = 256, *, transport: httpx.AsyncBaseTransport | None = None,
+) -> httpx.AsyncClient:
+    """The provider client: a ``StatelessClient`` on our aiohttp transport by default.
 
-    Adapters set their own per-request timeouts; redirects are never followed (a
-    payment API that redirects is misconfigured, and a redirected POST is a guess).
+    httpx's default transport collapses under load; aiohttp does not (measured:
+    ``bench/capture_throughput``). ``transport`` replaces it — a test passes an
+    ``httpx.MockTransport`` and gets the production client around it. Adapters set
+    their own per-request timeouts; redirects are never followed (a payment API
+    that redirects is misconfigured, and a redirected POST is a guess).
     """
-    limits = httpx.Limits(
-        max_connections=max_connections, max_keepalive_connections=max_connections
-    )
-    transport = httpx_aiohttp.AiohttpTransport(limits=limits)
+    if transport is None:
+        transport = AiohttpTransport(max_connections=max_connections)
     return StatelessClient(transport=transport)
 
 
@@ -76,11 +73,15 @@ class NoCookies(httpx.Cookies):
 
 
 class StatelessClient(httpx.AsyncClient):
-    """An httpx client without a cookie jar.
+    """An httpx client without a cookie jar, auth, hooks or redirects: a request goes
+    straight to the transport.
 
     Every provider authenticates each request with its own headers; a cookie set by one
     provider's answer must not ride along on the next request, and parsing every answer
-    for cookies was a tenth of the client's CPU time per call (measured).
+    for cookies was a tenth of the client's CPU time per call (measured). With nothing
+    of that to do, ``AsyncClient.send``'s layers (auth flow, redirect loop, hooks,
+    timers) were a fifth of a call's CPU time (measured), so ``send`` here is the
+    transport call itself; a MockTransport test runs this very method.
     """
 
     _no_cookies = NoCookies()
@@ -98,6 +99,27 @@ class StatelessClient(httpx.AsyncClient):
     def cookies(self, cookies: Any) -> None:
         if cookies:
             raise ValueError("the provider client keeps no cookies")
+
+    async def send(
+        self, request: httpx.Request, *, stream: bool = False,
+        auth: httpx._types.AuthTypes | httpx._client.UseClientDefault | None = (
+            httpx.USE_CLIENT_DEFAULT),
+        follow_redirects: bool | httpx._client.UseClientDefault = httpx.USE_CLIENT_DEFAULT,
+    ) -> httpx.Response:
+        """Hand ``request`` to the transport; read the body unless ``stream``.
+
+        ``auth`` and ``follow_redirects`` must be left unset: this client has neither.
+        """
+        if auth not in (None, httpx.USE_CLIENT_DEFAULT) or follow_redirects is True:
+            raise ValueError("the provider client sends without auth and never redirects")
+        response = await self.transport.handle_async_request(request)
+        response.request = request
+        if not stream:
+            try:
+                await response.aread()
+            finally:
+                await response.aclose()
+        return response
 
 
 class AnswerTooLarge(Exception):
@@ -269,31 +291,24 @@ def _request_id_from(headers: httpx.Headers) -> str | None:
     return None
 
 
-_NEVER_CONNECTED_AIOHTTP: tuple[type[BaseException], ...] = (
-    aiohttp.ClientConnectorError,  # DNS, refused, TLS handshake: nothing was sent
-    aiohttp.ConnectionTimeoutError,  # connect or pool-wait timeout
-    aiohttp.InvalidURL,
-)
-_NEVER_CONNECTED_HTTPX: tuple[type[BaseException], ...] = (
+_NEVER_SENT: tuple[type[httpx.TransportError], ...] = (
     httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.ProxyError,
 )
 
 
 def never_connected(exc: BaseException) -> bool:
-    """True when the request certainly never reached the provider."""
-    cause = exc.__cause__
-    if isinstance(exc, httpx.TransportError) and isinstance(cause, aiohttp.ClientError):
-        exc = cause  # httpx_aiohttp's mapping hides dropped connections as ConnectTimeout
-    if isinstance(exc, aiohttp.ClientError):
-        return isinstance(exc, _NEVER_CONNECTED_AIOHTTP)
-    return isinstance(exc, _NEVER_CONNECTED_HTTPX)
+    """True when the request certainly never reached the provider (httpx's classes say so).
+
+    Every other failure, whatever its class, may have been sent.
+    """
+    return isinstance(exc, _NEVER_SENT)
 
 
 def transport_failure(ctx: CallContext, exc: BaseException) -> ProviderResult:
     """The one translation of a network failure into an Outcome."""
-    kind = type(exc.__cause__ if isinstance(exc.__cause__, aiohttp.ClientError) else exc).__name__
+    kind = type(exc).__name__
     detail = str(exc) or kind
-    if isinstance(exc, httpx.UnsupportedProtocol | httpx.InvalidURL | aiohttp.InvalidURL):
+    if isinstance(exc, httpx.UnsupportedProtocol | httpx.InvalidURL):
         return ctx.result(
             Outcome.REJECTED, f"the base URL is unusable ({kind}: {detail}); fix the "
             f"configuration of providers.{ctx.provider}", raw={"exception": kind},
@@ -316,16 +331,12 @@ def transport_failure(ctx: CallContext, exc: BaseException) -> ProviderResult:
 
 
 async def _send(client: httpx.AsyncClient, request: httpx.Request) -> httpx.Response:
-    """Send and read the whole answer.
+    """``client.send`` streaming, then the body read here, at most ``MAX_ANSWER_BYTES``.
 
-    Our own client goes straight to its transport: with redirects off and no cookie jar
-    or auth, ``AsyncClient.send`` only adds layers (a fifth of a call's CPU time,
-    measured). Any other client (tests inject mocks) is used as it is.
+    The same for every client: production's and a test's go through ``send`` and
+    their transport, and the size limit holds for both.
     """
-    if not isinstance(client, StatelessClient):
-        return await client.send(request)
-    response = await client.transport.handle_async_request(request)
-    response.request = request
+    response = await client.send(request, stream=True)
     try:
         declared = response.headers.get("content-length", "")
         if declared.isdigit() and int(declared) > MAX_ANSWER_BYTES:
@@ -360,10 +371,8 @@ async def exchange(
         if scope.expired():
             return _out_of_time(ctx, budget)
         return transport_failure(ctx, exc)
-    except (httpx.RequestError, aiohttp.ClientError, OSError) as exc:
+    except (httpx.RequestError, OSError) as exc:  # OSError: a transport that maps nothing
         return transport_failure(ctx, exc)
-    if len(response.content) > MAX_ANSWER_BYTES:  # an injected client read it whole
-        return _too_large(ctx)
     try:
         text = response.text
     except (UnicodeDecodeError, LookupError):

@@ -1,28 +1,25 @@
 """CLI commands for the HTTP API: ``serve`` and ``tokens create|revoke|list``.
 
-Mounted on the main group by ``watchdog.cli`` (``main.add_command(serve)``,
-``main.add_command(tokens_group)``). The group's context object supplies ``config`` and
-``engine()``; run standalone, the configuration is found the usual way.
+Loaded on first use by the root group (``watchdog.cli.app.LAZY_COMMANDS``). The group's
+context object supplies ``config`` and ``engine()``; run standalone, the configuration is
+found the usual way.
 """
 
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
-from collections.abc import Callable, Iterator
-from functools import wraps
-from typing import Any, ParamSpec, Protocol, TypeVar
+from collections.abc import Iterator
+from typing import Any, Protocol
 
 import click
 from sqlalchemy import Engine
 
 from watchdog import tokens
+from watchdog.cli.common import friendly_errors, operator
 from watchdog.clock import SYSTEM_CLOCK
 from watchdog.config import Config, load_config
 from watchdog.db import make_engine
-
-P = ParamSpec("P")
-R = TypeVar("R")
 
 
 class _HasConfig(Protocol):
@@ -50,31 +47,12 @@ def _config_and_engine() -> Iterator[tuple[Config, Engine]]:
         engine.dispose()
 
 
-def _operator() -> str:
-    from watchdog.cli import operator
-
-    return operator()
-
-
-def _errors(func: Callable[P, R]) -> Callable[P, R]:
-    @wraps(func)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        from watchdog.cli import EXPECTED_ERRORS, fail
-
-        try:
-            return func(*args, **kwargs)
-        except EXPECTED_ERRORS as exc:
-            fail(exc)
-
-    return wrapper
-
-
 @click.command("serve")
 @click.option("--host", envvar="WATCHDOG_API_HOST", show_envvar=True, default=None,
               help="Address to listen on (default: [api] host, 127.0.0.1).")
 @click.option("--port", envvar="WATCHDOG_API_PORT", show_envvar=True, default=None,
               type=click.IntRange(0, 65535), help="Port (default: [api] port, 8787).")
-@_errors
+@friendly_errors
 def serve(host: str | None, port: int | None) -> None:
     """Serve the HTTP API (a separate process on the same database as the daemon)."""
     import uvicorn
@@ -100,11 +78,11 @@ def tokens_group() -> None:
 @click.option("--name", required=True, help="Who uses it; audited as api:<name>.")
 @click.option("--scope", type=click.Choice([s.value for s in tokens.Scope]), required=True,
               help="read: GET only; write: also register and instruct.")
-@_errors
+@friendly_errors
 def tokens_create(name: str, scope: str) -> None:
     """Create a token and print it once; it cannot be shown again."""
     with _config_and_engine() as (_, engine):
-        secret = tokens.create(engine, name, tokens.Scope(scope), _operator(), SYSTEM_CLOCK.now())
+        secret = tokens.create(engine, name, tokens.Scope(scope), operator(), SYSTEM_CLOCK.now())
     click.echo(secret)
     click.echo(f"token {name!r} ({scope}) created; store it now, it is not shown again",
                err=True)
@@ -112,11 +90,11 @@ def tokens_create(name: str, scope: str) -> None:
 
 @tokens_group.command("revoke")
 @click.argument("name")
-@_errors
+@friendly_errors
 def tokens_revoke(name: str) -> None:
     """Revoke a token; the API refuses it from the next request on."""
     with _config_and_engine() as (_, engine):
-        tokens.revoke(engine, name, _operator(), SYSTEM_CLOCK.now())
+        tokens.revoke(engine, name, operator(), SYSTEM_CLOCK.now())
     click.echo(f"token {name!r} revoked")
 
 
@@ -125,7 +103,7 @@ def _when(instant: dt.datetime | None) -> str:
 
 
 @tokens_group.command("list")
-@_errors
+@friendly_errors
 def tokens_list() -> None:
     """Every token: name, scope, created, last used, revoked."""
     with _config_and_engine() as (_, engine):

@@ -1,187 +1,55 @@
-"""The ``expiry-watchdog`` command. Every option can also come from the environment
-variable shown in ``--help``. Errors print as one sentence (plus the cause chain) and
-exit non-zero; ``-v`` adds the traceback."""
+"""The ``expiry-watchdog`` command group and its core commands (database, registering,
+seeing, acting, providers, config, sandbox, demo). Every option can also come from the
+environment variable shown in ``--help``. Errors print as one sentence (plus the cause
+chain) and exit non-zero; ``-v`` adds the traceback (``watchdog.cli.common``)."""
 
 from __future__ import annotations
 
 import asyncio
 import datetime as dt
 import json
-import os
-import pwd
 import re
 import signal
 import sys
-import traceback
-from collections.abc import Callable, Mapping
-from functools import wraps
 from pathlib import Path
-from typing import Any, NoReturn, ParamSpec, TypeVar
+from typing import Any
 
 import click
-from alembic.util import CommandError as AlembicError
-from sqlalchemy.exc import SQLAlchemyError
 
 from watchdog import __version__, audit, service
+from watchdog.cli.common import (
+    EXIT_REJECTED,
+    EXPECTED_ERRORS,
+    Ctx,
+    fail,
+    friendly_errors,
+    operator,
+    pass_ctx,
+)
 from watchdog.clock import SYSTEM_CLOCK
-from watchdog.config import Config, load_config
+from watchdog.config import Config
 from watchdog.domain import InstructionKind, ProviderName
 from watchdog.durations import parse_duration
-from watchdog.errors import ValidationError, WatchdogError
+from watchdog.errors import ValidationError
 from watchdog.logs import setup_logging
 from watchdog.money import format_money
 from watchdog.registration import parse_instant
 from watchdog.text import visible
 
-P = ParamSpec("P")
-# What a command reports as a sentence; anything else is a bug and shows its traceback.
-EXPECTED_ERRORS: tuple[type[Exception], ...] = (
-    WatchdogError, SQLAlchemyError, AlembicError, FileNotFoundError, ValueError, OSError,
-)
-R = TypeVar("R")
-
-EXIT_USAGE = 2
-EXIT_REJECTED = 3
-
-
-class Ctx:
-    """What every command gets: the config (loaded lazily) and verbosity."""
-
-    def __init__(self, config_path: str | None, verbose: bool) -> None:
-        self.config_path = config_path
-        self.verbose = verbose
-        self._config: Config | None = None
-        self._engine: Any = None
-
-    @property
-    def config(self) -> Config:
-        """The validated configuration (ConfigError on the first problem)."""
-        if self._config is None:
-            self._config = load_config(self.config_path)
-        return self._config
-
-    def engine(self) -> Any:
-        """The engine on the configured database, made on first use and disposed when the
-        command ends (its connections closed, not left to the garbage collector)."""
-        if self._engine is None:
-            self._engine = service.open_engine(self.config)
-            context = click.get_current_context(silent=True)
-            if context is not None:
-                context.find_root().call_on_close(self._engine.dispose)
-        return self._engine
-
-
-def operator(environ: Mapping[str, str] | None = None, uid: int | None = None) -> str:
-    """Who runs this CLI command, for the audit trail: the account of the real uid (not
-    ``$LOGNAME``/``$USER``, which anyone can set), plus the invoking account when sudo ran
-    it (``cli:root@host(sudo:alice)``). The sudo part is a claim of the environment; the
-    account before it is the kernel's."""
-    env = os.environ if environ is None else environ
-    real = os.getuid() if uid is None else uid
-    actor = f"cli:{_account(real)}@{os.uname().nodename}"
-    sudo_uid = env.get("SUDO_UID", "")
-    if sudo_uid.isdigit() and int(sudo_uid) != real:
-        actor += f"(sudo:{_account(int(sudo_uid))})"
-    elif env.get("SUDO_USER") and not sudo_uid:
-        name = env["SUDO_USER"]
-        if re.fullmatch(r"[A-Za-z0-9._-]{1,32}", name) and name != _account(real):
-            actor += f"(sudo:{name})"
-    return actor
-
-
-def _account(uid: int) -> str:
-    """The login name of ``uid`` from the password database, else ``uid<N>``."""
-    try:
-        return pwd.getpwuid(uid).pw_name
-    except KeyError:
-        return f"uid{uid}"
-
-
-EXIT_DATABASE = 4
-
-
-def _configured_url() -> str | None:
-    """The database URL of the running command, when known (to name it and redact it)."""
-    context = click.get_current_context(silent=True)
-    obj = context.find_root().obj if context is not None else None
-    config = getattr(obj, "_config", None)
-    if isinstance(config, Config):
-        return config.database_url
-    return os.environ.get("WATCHDOG_DATABASE_URL")
-
-
-def error_report(exc: BaseException) -> tuple[str, int]:
-    """What to print for ``exc`` and the exit code: a database failure is one sentence naming
-    where the database is (exit 4), anything else the message and its cause chain (exit 1),
-    a database cause by its driver's first line only. No password, key or token survives."""
-    from sqlalchemy.exc import SQLAlchemyError
-
-    from watchdog import dberrors
-    from watchdog.logs import scrub
-
-    url = _configured_url()
-    chain: list[BaseException] = []
-    link: BaseException | None = exc
-    while link is not None and link not in chain:
-        chain.append(link)
-        # ``raise ... from None`` means "this sentence says it all": no cause chain.
-        link = link.__cause__ or (None if link.__suppress_context__ else link.__context__)
-    if isinstance(exc, SQLAlchemyError):
-        message, code = f"error: {dberrors.describe(exc, url)}", EXIT_DATABASE
-    else:
-        message, code = f"error: {exc}", 1
-        for cause in chain[1:]:
-            # A database error's own text quotes the statement and its parameters.
-            text = dberrors.reason(cause) if isinstance(cause, SQLAlchemyError) else cause
-            message += f"\n  caused by: {type(cause).__name__}: {text}"
-    if url is not None:
-        message = dberrors.redact(message, url)
-    return scrub(message), code
-
-
-def fail(exc: BaseException) -> NoReturn:
-    """Print ``exc`` as ``error_report`` says (with the traceback under -v) and exit."""
-    from watchdog import dberrors
-    from watchdog.logs import scrub
-
-    ctx = click.get_current_context(silent=True)
-    obj = ctx.find_root().obj if ctx is not None else None
-    if getattr(obj, "verbose", False):
-        url = _configured_url()
-        text = scrub(traceback.format_exc())
-        click.echo(dberrors.redact(text, url) if url else text, err=True)
-    message, code = error_report(exc)
-    click.echo(message, err=True)
-    sys.exit(code)
-
-
-def friendly_errors(func: Callable[P, R]) -> Callable[P, R]:
-    """Print watchdog errors as sentences with their cause chain; exit non-zero."""
-
-    @wraps(func)
-    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return func(*args, **kwargs)
-        except EXPECTED_ERRORS as exc:
-            fail(exc)
-
-    return wrapper
-
-
 # Commands that live in their own modules, imported only when used (a timer's `scan`
 # should not pay for the HTTP API's imports).
 LAZY_COMMANDS = {
-    "serve": "watchdog.cli_api:serve",
-    "tokens": "watchdog.cli_api:tokens_group",
-    "check": "watchdog.cli_oncall:check",
-    "ack": "watchdog.cli_oncall:ack",
-    "notify": "watchdog.cli_oncall:notify",
-    "alerts": "watchdog.cli_oncall:alerts_cmd",
-    "pause": "watchdog.cli_operator:pause",
-    "resume": "watchdog.cli_operator:resume",
-    "approve": "watchdog.cli_operator:approve",
-    "explain": "watchdog.cli_operator:explain",
-    "resolve": "watchdog.cli_operator:resolve",
+    "serve": "watchdog.cli.api:serve",
+    "tokens": "watchdog.cli.api:tokens_group",
+    "check": "watchdog.cli.oncall:check",
+    "ack": "watchdog.cli.oncall:ack",
+    "notify": "watchdog.cli.oncall:notify",
+    "alerts": "watchdog.cli.oncall:alerts_cmd",
+    "pause": "watchdog.cli.control:pause",
+    "resume": "watchdog.cli.control:resume",
+    "approve": "watchdog.cli.control:approve",
+    "explain": "watchdog.cli.control:explain",
+    "resolve": "watchdog.cli.control:resolve",
 }
 
 
@@ -238,7 +106,6 @@ def main(ctx: click.Context, config_path: str | None, verbose: bool) -> None:
     ctx.obj = Ctx(config_path, verbose)
 
 
-pass_ctx = click.make_pass_decorator(Ctx)
 
 
 # ---------------------------------------------------------------- database
@@ -260,14 +127,14 @@ def db_upgrade(ctx: Ctx, revision: str) -> None:
     the user of database.url is then granted only what the service needs (SELECT, INSERT on
     audit_log).
     """
-    from watchdog import db_roles, migrate
+    from watchdog import db_roles, schema
     from watchdog.db import make_engine
 
     owner = db_roles.owner_url()
     engine = make_engine(owner) if owner else ctx.engine()
     try:
-        migrate.upgrade(engine, revision)
-        click.echo(f"database at {migrate.current_revision(engine)} ({_safe_url(ctx.config)})")
+        schema.upgrade(engine, revision)
+        click.echo(f"database at {schema.current_revision(engine)} ({_safe_url(ctx.config)})")
         role = db_roles.runtime_role(ctx.config.database_url)
         if owner and role and role != engine.url.username:
             db_roles.grant_runtime(engine, role)
@@ -283,11 +150,11 @@ def db_upgrade(ctx: Ctx, revision: str) -> None:
 @friendly_errors
 def db_downgrade(ctx: Ctx, revision: str) -> None:
     """Migrate the database back to REVISION (``base`` removes every table)."""
-    from watchdog import migrate
+    from watchdog import schema
 
     engine = ctx.engine()
-    migrate.downgrade(engine, revision)
-    click.echo(f"database at {migrate.current_revision(engine) or 'base'}")
+    schema.downgrade(engine, revision)
+    click.echo(f"database at {schema.current_revision(engine) or 'base'}")
 
 
 @db.command("current")
@@ -295,10 +162,10 @@ def db_downgrade(ctx: Ctx, revision: str) -> None:
 @friendly_errors
 def db_current(ctx: Ctx) -> None:
     """Print the schema revision and whether it is current."""
-    from watchdog import migrate
+    from watchdog import schema
 
     engine = ctx.engine()
-    current, head = migrate.current_revision(engine), migrate.head_revision(engine)
+    current, head = schema.current_revision(engine), schema.head_revision(engine)
     click.echo(
         f"current {current or 'none'}, head {head}"
         + ("" if current == head else " — run `expiry-watchdog db upgrade`")

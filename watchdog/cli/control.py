@@ -5,6 +5,7 @@ from __future__ import annotations
 import click
 
 from watchdog import controls
+from watchdog.cli.common import friendly_errors, operator
 from watchdog.clock import SYSTEM_CLOCK
 
 
@@ -17,7 +18,6 @@ from watchdog.clock import SYSTEM_CLOCK
 def pause(click_ctx: click.Context, provider: str, account: str | None, reason: str) -> None:
     """Stop moving money (globally, for one provider or one provider account); planning
     and alerting go on."""
-    from watchdog.cli import friendly_errors, operator
 
     @friendly_errors
     def act() -> None:
@@ -38,7 +38,6 @@ def pause(click_ctx: click.Context, provider: str, account: str | None, reason: 
 @click.pass_context
 def resume(click_ctx: click.Context, provider: str, account: str | None) -> None:
     """Lift a pause; what is due is acted on at the next pass."""
-    from watchdog.cli import friendly_errors, operator
 
     @friendly_errors
     def act() -> None:
@@ -56,7 +55,6 @@ def resume(click_ctx: click.Context, provider: str, account: str | None) -> None
 @click.pass_context
 def approve(click_ctx: click.Context, authorization_id: int, note: str) -> None:
     """Approve an automatic capture above max_capture_amount for one authorization."""
-    from watchdog.cli import friendly_errors, operator
 
     @friendly_errors
     def act() -> None:
@@ -73,7 +71,6 @@ def approve(click_ctx: click.Context, authorization_id: int, note: str) -> None:
 @click.pass_context
 def explain(click_ctx: click.Context, authorization_id: int) -> None:
     """Why this authorization gets this action at this time, and what would change it."""
-    from watchdog.cli import friendly_errors
     from watchdog.explain import explain as explain_lines
 
     @friendly_errors
@@ -109,7 +106,6 @@ def resolve(
 ) -> None:
     """Close out an authorization in needs_attention with what really happened."""
     from watchdog import service
-    from watchdog.cli import friendly_errors, operator
     from watchdog.domain import State
 
     @friendly_errors

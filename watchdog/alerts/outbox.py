@@ -1,6 +1,6 @@
 """Alerts as an outbox: raised and resolved in the same transaction as the state change.
 
-A sender (``watchdog.alerts``) delivers them to the sinks later; a sink that is down
+A sender (``watchdog.alerts.sender``) delivers them to the sinks later; a sink that is down
 delays delivery, never the scan. De-duplication key: ``kind:authorization``.
 """
 

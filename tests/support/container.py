@@ -40,7 +40,7 @@ from typing import Any
 
 import pytest
 
-from tests.deploy.helpers import REPO, require_binary, run
+from tests.support.deploy import REPO, require_binary, run
 
 SUITE = "bookworm"
 # python3-venv: install.sh builds its venv inside; util-linux: flock, runuser, setpriv.
@@ -158,7 +158,7 @@ def build_wheel(dest: Path, version: str | None = None, next_migration: bool = F
         _set_line(source / "watchdog/__init__.py", "__version__ = ",
                   f'__version__ = "{version}"')
     if next_migration:
-        (source / f"watchdog/migrations/versions/9999_{NEXT_REVISION}.py").write_text(
+        (source / f"alembic/versions/9999_{NEXT_REVISION}.py").write_text(
             _NEXT_MIGRATION.format(revision=NEXT_REVISION, down=HEAD_REVISION), encoding="utf-8")
         _set_line(source / "watchdog/schema.py", "HEAD_REVISION = ",
                   f'HEAD_REVISION = "{NEXT_REVISION}"')

@@ -1,7 +1,7 @@
 """On-call commands: ``check`` (Nagios/Icinga plugin), ``ack``, ``notify`` and ``alerts``.
 
-They expect the root group's context object (``watchdog.cli.Ctx``: ``.config`` and
-``.engine()``); ``watchdog.cli`` is imported lazily so either module can load first.
+They expect the root group's context object (``watchdog.cli.common.Ctx``: ``.config`` and
+``.engine()``).
 """
 
 from __future__ import annotations
@@ -14,8 +14,9 @@ import click
 import httpx
 from sqlalchemy import select
 
-from watchdog.alerting import AlertStatus
+from watchdog.alerts.outbox import AlertStatus
 from watchdog.alerts.settings import alert_settings_of
+from watchdog.cli.common import error_report, fail, operator
 from watchdog.clock import SYSTEM_CLOCK, Clock
 from watchdog.durations import parse_duration
 from watchdog.errors import WatchdogError
@@ -39,12 +40,6 @@ def _clock(ctx: click.Context) -> Clock:
     """The context object's clock when it has one (tests), else the wall clock."""
     clock = getattr(ctx.find_root().obj, "clock", None)
     return clock if clock is not None else SYSTEM_CLOCK
-
-
-def _fail(exc: Exception) -> None:
-    from watchdog.cli import fail
-
-    fail(exc)
 
 
 @click.command("check")
@@ -78,8 +73,6 @@ def check(ctx: click.Context, warning_stale: str, critical_stale: str) -> None:
     try:
         engine = obj.engine()
     except Exception as exc:  # noqa: BLE001 - a plugin answers UNKNOWN, never a traceback
-        from watchdog.cli import error_report
-
         reason = error_report(exc)[0].removeprefix("error: ")
         result = CheckResult(CheckCode.UNKNOWN, [f"cannot open the database: {reason}"])
     else:
@@ -98,7 +91,6 @@ def check(ctx: click.Context, warning_stale: str, critical_stale: str) -> None:
 def ack(ctx: click.Context, authorization_id: int, note: str) -> None:
     """Acknowledge an authorization's firing alerts: no more notifications until they escalate."""
     from watchdog.alerts.ack import acknowledge
-    from watchdog.cli import operator
 
     try:
         engine = _obj(ctx).engine()
@@ -107,7 +99,7 @@ def ack(ctx: click.Context, authorization_id: int, note: str) -> None:
         finally:
             engine.dispose()
     except WatchdogError as exc:
-        _fail(exc)
+        fail(exc)
         return
     for item in done:
         click.echo(f"acknowledged {item.kind} ({item.severity}): {item.summary}")
@@ -117,15 +109,15 @@ def ack(ctx: click.Context, authorization_id: int, note: str) -> None:
 @click.pass_context
 def notify(ctx: click.Context) -> None:
     """Evaluate health alerts and deliver pending alerts once (for timer mode, after `scan`)."""
+    from watchdog.alerts.health import evaluate_health
     from watchdog.alerts.sender import deliver_pending
-    from watchdog.health import evaluate_health
 
     try:
         obj = _obj(ctx)
         settings = alert_settings_of(obj.config)
         engine = obj.engine()
     except WatchdogError as exc:
-        _fail(exc)
+        fail(exc)
         return
 
     async def once() -> str:
@@ -151,7 +143,7 @@ def alerts_cmd(ctx: click.Context, show_all: bool) -> None:
     try:
         engine = _obj(ctx).engine()
     except WatchdogError as exc:
-        _fail(exc)
+        fail(exc)
         return
     try:
         with transaction(engine) as session:

@@ -14,6 +14,7 @@ from watchdog.config import ProviderSettings
 from watchdog.domain import ProviderName
 from watchdog.providers import registry
 from watchdog.providers.base import AuthRef, ProviderAdapter
+from watchdog.providers.http import make_http_client
 from watchdog.secrets import Secret
 
 T = TypeVar("T")
@@ -89,8 +90,9 @@ class Recorder:
 def adapter_with(
     name: ProviderName, answer: Callable[[httpx.Request], httpx.Response], **overrides: Any,
 ) -> tuple[ProviderAdapter, Recorder, httpx.AsyncClient]:
+    """An adapter on the production client (``make_http_client``) over a MockTransport."""
     recorder = Recorder(answer)
-    client = httpx.AsyncClient(transport=httpx.MockTransport(recorder))
+    client = make_http_client(transport=httpx.MockTransport(recorder))
     adapter = CLASSES[name](settings_for(name, **overrides), client)
     return adapter, recorder, client
 

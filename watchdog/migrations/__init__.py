@@ -1,1 +1,0 @@
-"""Alembic migrations; shipped inside the wheel so an installed daemon can migrate."""
