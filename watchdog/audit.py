@@ -33,6 +33,7 @@ from sqlalchemy import Engine, Table, func, select, text
 from sqlalchemy.orm import Session
 
 from watchdog import anchor
+from watchdog.accounts import DEFAULT_ACCOUNT
 from watchdog.anchor import Checkpoint
 from watchdog.errors import AuditIntegrityError
 from watchdog.models import AuditRow, Authorization
@@ -69,7 +70,12 @@ class AuditEvent:
 
 
 def about(row: Authorization, event: str, actor: str, **fields: Any) -> AuditEvent:
-    """An event about one authorization: its id, provider, order id and currency filled in."""
+    """An event about one authorization: its id, provider, order id and currency filled in,
+    and its merchant account in ``detail`` when it is not ``default`` (an order id is unique
+    only within its account, so the trail must say which one)."""
+    account = row.account
+    if account != DEFAULT_ACCOUNT:
+        fields["detail"] = {**fields.get("detail", {}), "account": account}
     return AuditEvent(
         event=event,
         actor=actor,

@@ -5,6 +5,7 @@ authorizations, re-registering in one account is idempotent; on SQLite and Postg
 from __future__ import annotations
 
 import datetime as dt
+import json
 
 import httpx
 import pytest
@@ -97,3 +98,25 @@ def test_api_takes_and_filters_by_account(
         page = client.get("/v1/authorizations", params={"account": "am-shop"}).json()
         assert [i["account"] for i in page["items"]] == ["am-shop"]
         assert len(client.get("/v1/authorizations").json()["items"]) == 2
+
+
+def test_the_audit_names_the_account_of_each_authorization(
+    engine: Engine, two_shops: Config, config: Config, clock: FrozenClock,
+) -> None:
+    from sqlalchemy import select
+
+    from watchdog import audit
+    from watchdog.db import transaction
+    from watchdog.models import AuditRow
+
+    ids = {a: service.register(engine, two_shops, rec(account=a), "t", clock).authorization.id
+           for a in ("ge-shop", "am-shop")}
+    default_id = service.register(engine, config, rec("o-2"), "t", clock).authorization.id
+    with transaction(engine) as session:
+        rows = session.execute(select(AuditRow.authorization_id, AuditRow.detail).where(
+            AuditRow.event == "register:authorization:create")).all()
+    detail = {i: json.loads(d) for i, d in rows}
+    assert detail[ids["ge-shop"]]["account"] == "ge-shop"
+    assert detail[ids["am-shop"]]["account"] == "am-shop"
+    assert "account" not in detail[default_id]  # one account per provider: rows as before
+    assert audit.verify(engine).rows > len(detail)  # the chain verifies (its first row too)
