@@ -60,7 +60,9 @@ def test_metrics_of_a_running_daemon(tmp_path: Path, sandbox: SandboxServer) -> 
                 text = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=2).text
             except httpx.TransportError:
                 text = ""
-            if 'expiry_watchdog_authorizations{state="captured"} 1.0' in text:
+            # The capture commits before its pass is recorded as finished: wait for both.
+            if ('expiry_watchdog_authorizations{state="captured"} 1.0' in text
+                    and "expiry_watchdog_last_successful_pass_timestamp_seconds " in text):
                 break
             time.sleep(0.2)  # polling a real process
         assert httpx.get(f"http://127.0.0.1:{port}/healthz", timeout=2).status_code == 200

@@ -19,8 +19,8 @@ import click
 from watchdog import __version__, audit, service
 from watchdog.cli.common import (
     EXIT_REJECTED,
-    EXPECTED_ERRORS,
     Ctx,
+    expected_errors,
     fail,
     friendly_errors,
     operator,
@@ -64,7 +64,7 @@ class LazyGroup(click.Group):
         still prints as one sentence with an exit code, never as a traceback."""
         try:
             return super().invoke(ctx)
-        except EXPECTED_ERRORS as exc:
+        except expected_errors() as exc:
             fail(exc)
 
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:

@@ -14,10 +14,9 @@ import sys
 import traceback
 from collections.abc import Callable, Mapping
 from functools import wraps
-from typing import Any, NoReturn, ParamSpec, TypeVar
+from typing import Any, NoReturn, ParamSpec, TypeVar, cast
 
 import click
-from alembic.util import CommandError as AlembicError
 from sqlalchemy.exc import SQLAlchemyError
 
 from watchdog import service
@@ -25,10 +24,21 @@ from watchdog.config import Config, load_config
 from watchdog.errors import WatchdogError
 
 P = ParamSpec("P")
-# What a command reports as a sentence; anything else is a bug and shows its traceback.
-EXPECTED_ERRORS: tuple[type[Exception], ...] = (
-    WatchdogError, SQLAlchemyError, AlembicError, FileNotFoundError, ValueError, OSError,
+_ALWAYS_EXPECTED: tuple[type[Exception], ...] = (
+    WatchdogError, SQLAlchemyError, FileNotFoundError, ValueError, OSError,
 )
+
+
+def expected_errors() -> tuple[type[Exception], ...]:
+    """What a command reports as a sentence; anything else is a bug and shows its traceback.
+
+    Alembic's ``CommandError`` is one only once alembic is loaded (by the ``db`` commands):
+    nothing else can raise it, and a timer's ``scan`` should not pay for importing alembic.
+    """
+    util = sys.modules.get("alembic.util")
+    if util is None:
+        return _ALWAYS_EXPECTED
+    return (*_ALWAYS_EXPECTED, cast(type[Exception], util.CommandError))
 R = TypeVar("R")
 
 EXIT_USAGE = 2
@@ -153,7 +163,7 @@ def friendly_errors(func: Callable[P, R]) -> Callable[P, R]:
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         try:
             return func(*args, **kwargs)
-        except EXPECTED_ERRORS as exc:
+        except expected_errors() as exc:
             fail(exc)
 
     return wrapper
