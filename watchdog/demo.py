@@ -4,11 +4,12 @@ Starts the sandbox on a free loopback port, writes a config and an embedded SQLi
 database under ``--dir``, registers authorizations across the four providers at
 different ages, runs the daemon for a few passes, and prints what happened.
 
-One provider has two merchant accounts (issue 19): JPMMPS ``default`` and ``uk-shop``, the
-second with its own sandbox credentials (``watchdog.sandbox.accounts.account_env``), its own
-base URL and a shorter window (JPMMPS sets the window per merchant). The order id
-``demo-jpm-0001`` exists in both accounts, as two orders; every table names the account
-(``flitt`` for ``default``, ``jpmmps/uk-shop`` for another).
+A provider whose sandbox dialect declares a ``demo_account`` has two merchant accounts
+(issue 19): ``default`` and that one, with its own sandbox credentials
+(``watchdog.sandbox.accounts.account_env``), its own base URL and its own window (JPMMPS
+``uk-shop``, 4 days: JPMMPS sets the window per merchant). Its order ids may repeat the
+default account's (``demo-jpm-0001`` is in both, as two orders); every table names the
+account (``jpmmps`` for ``default``, ``jpmmps/uk-shop`` for the other).
 """
 
 from __future__ import annotations
@@ -32,33 +33,26 @@ from watchdog.money import format_money
 from watchdog.private import PRIVATE_DIR, write_private
 from watchdog.sandbox.accounts import account_env
 from watchdog.sandbox.credentials import SANDBOX_ENV
-from watchdog.sandbox.dialect import dialects
+from watchdog.sandbox.dialect import DemoAccount, dialects
 from watchdog.sandbox.server import SandboxServer
 from watchdog.scheduler import Daemon
-
-#: The provider that has a second merchant account in the demo, and that account.
-SECOND_PROVIDER = "jpmmps"
-SECOND_ACCOUNT = "uk-shop"
-#: The second account's window: JPMMPS sets it per merchant (the default account keeps 5d).
-SECOND_WINDOW = dt.timedelta(days=4)
-#: The second account's orders: (order id, amount, currency, age, extra fields). The first id
-#: is also an order of the default account (each account chooses its own order ids); at
-#: 3d6h old its 4-day window puts its deadline capture now, as 4d6h does for the default
-#: account's order of that id with its 5-day window.
-SECOND_ORDERS: tuple[tuple[str, int, str, dt.timedelta, dict[str, object]], ...] = (
-    ("demo-jpm-0001", 7450, "EUR", dt.timedelta(days=3, hours=6), {}),
-)
 
 #: One registered order: (provider, account, order id, amount, currency, age, extra fields).
 DemoRow = tuple[str, str, str, int, str, dt.timedelta, dict[str, object]]
 
 
+def demo_accounts() -> dict[str, DemoAccount]:
+    """The second merchant account of each provider whose dialect declares one."""
+    return {d.name: d.demo_account for d in dialects() if d.demo_account is not None}
+
+
 def scenario() -> list[DemoRow]:
     """Every order the demo registers, provider by provider (each dialect's ``demo_orders``,
-    at the ``default`` account), then the second account's (``SECOND_ORDERS``)."""
+    at the ``default`` account), then each second account's (``demo_account.orders``)."""
     rows: list[DemoRow] = [(d.name, DEFAULT_ACCOUNT, *order)
                            for d in dialects() for order in d.demo_orders]
-    rows += [(SECOND_PROVIDER, SECOND_ACCOUNT, *order) for order in SECOND_ORDERS]
+    rows += [(name, account.name, *order)
+             for name, account in demo_accounts().items() for order in account.orders]
     return rows
 
 
@@ -116,12 +110,13 @@ def run_demo(workdir: Path, passes: int) -> None:
     for leftover in workdir.glob("watchdog.db*"):
         leftover.unlink()
     os.environ.update(SANDBOX_ENV)
-    os.environ.update(account_env(SECOND_PROVIDER, SECOND_ACCOUNT))
+    for name, second in demo_accounts().items():
+        os.environ.update(account_env(name, second.name))
     with SandboxServer() as sandbox:
-        accounts = {SECOND_PROVIDER: {
-            DEFAULT_ACCOUNT: (sandbox.base_urls()[SECOND_PROVIDER], None),
-            SECOND_ACCOUNT: (sandbox.base_urls(SECOND_ACCOUNT)[SECOND_PROVIDER], SECOND_WINDOW),
-        }}
+        accounts = {name: {
+            DEFAULT_ACCOUNT: (sandbox.base_urls()[name], None),
+            second.name: (sandbox.base_urls(second.name)[name], second.window),
+        } for name, second in demo_accounts().items()}
         config_path = _write_config(workdir, sandbox.base_urls(), accounts)
         config = load_config(str(config_path))
         engine = service.open_engine(config)
@@ -152,8 +147,9 @@ def run_demo(workdir: Path, passes: int) -> None:
             )
             account_of[registered.authorization.id] = account
         windows = ", ".join(
-            f"{label(SECOND_PROVIDER, account)} window {_duration(settings.window)}"
-            for account, settings in config.accounts_of(ProviderName(SECOND_PROVIDER)).items())
+            f"{label(name, account)} window {_duration(settings.window)}"
+            for name in accounts
+            for account, settings in config.accounts_of(ProviderName(name)).items())
         click.echo(f"registered {len(orders)} authorizations ({windows}); "
                    "the plan for the next 72h:")
         entries, _ = service.plan_view(engine, config, dt.timedelta(hours=72))
