@@ -31,7 +31,7 @@ from watchdog.config import Config
 from watchdog.domain import InstructionKind, ProviderName
 from watchdog.durations import parse_duration
 from watchdog.errors import ValidationError
-from watchdog.logs import setup_logging
+from watchdog.logs import scrub, setup_logging
 from watchdog.money import format_money
 from watchdog.registration import parse_instant
 from watchdog.text import visible
@@ -486,7 +486,21 @@ def providers() -> None:
 @pass_ctx
 @friendly_errors
 def providers_check(ctx: Ctx) -> None:
-    """Verify credentials and reachability of each configured provider; moves no money."""
+    """Verify credentials and reachability of every account of each configured provider;
+    moves no money.
+
+    One line per provider account (``flitt``, ``flitt/ge-shop``): NOT CONFIGURED with why
+    (the account's missing secret variable, its unset base URL), else OK or FAILED with the
+    provider's answer. Each account is checked on its own, so one account's failure never
+    hides another's result. The exit status is 1 when a check FAILED or an enabled account
+    of an ``accounts`` table is NOT CONFIGURED (``config check`` refuses that too); a
+    provider section without ``accounts`` that is not configured is only reported, as
+    before.
+    """
+    from watchdog.accounts import label
+    from watchdog.providers import registry
+    from watchdog.providers.accounted import AccountRouter, for_account
+    from watchdog.providers.base import ProviderAdapter
     from watchdog.providers.http import make_http_client
     from watchdog.runtime import configured_adapters
 
@@ -494,14 +508,37 @@ def providers_check(ctx: Ctx) -> None:
         client = make_http_client()
         try:
             adapters, problems = configured_adapters(ctx.config, client)
+            unusable: list[tuple[str, str]] = []
+            usable: list[tuple[str, ProviderAdapter]] = []
             failures = 0
-            for name, why in sorted(problems.items()):
-                click.echo(f"{name:<9} NOT CONFIGURED: {why}")
-            for name, adapter in sorted(adapters.items()):
-                result = await adapter.check()
+            for name in ctx.config.providers:
+                adapter = adapters.get(name)
+                for account, settings in ctx.config.accounts_of(name).items():
+                    who = label(name, account)
+                    reach = for_account(adapter, account)
+                    if reach is not None:
+                        usable.append((who, reach))
+                        continue
+                    if name not in ctx.config.accounts:
+                        unusable.append((who, problems.get(name, "not configured")))
+                        continue
+                    failures += 1 if settings.enabled else 0
+                    if isinstance(adapter, AccountRouter):
+                        unusable.append((who, adapter.problems.get(account, "not configured")))
+                    else:  # no account of it is usable: this account's own reason
+                        unusable.append((who, registry._account_adapter(settings, client)[1]))
+            for who, why in sorted(unusable):
+                click.echo(f"{who:<9} NOT CONFIGURED: {why}")
+            for who, adapter in sorted(usable, key=lambda pair: pair[0]):
+                try:
+                    result = await adapter.check()
+                except Exception as exc:  # noqa: BLE001 - one account's crash is its line
+                    failures += 1
+                    click.echo(f"{who:<9} FAILED: {type(exc).__name__}: {scrub(str(exc))}")
+                    continue
                 ok = result.outcome.value in ("succeeded", "already_done")
                 failures += 0 if ok else 1
-                click.echo(f"{name:<9} {'OK' if ok else 'FAILED'}: {result.describe()}")
+                click.echo(f"{who:<9} {'OK' if ok else 'FAILED'}: {result.describe()}")
             return failures
         finally:
             await client.aclose()

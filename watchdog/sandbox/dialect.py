@@ -25,6 +25,17 @@ if TYPE_CHECKING:
 DemoOrder = tuple[str, int, str, dt.timedelta, dict[str, object]]
 
 
+@dataclass(frozen=True, slots=True)
+class DemoAccount:
+    """A second merchant account the demo gives a provider (issue 19): its name, its own
+    window (None: the provider's) and its orders, which may reuse the default account's
+    order ids (each account chooses its own)."""
+
+    name: str
+    window: dt.timedelta | None
+    orders: tuple[DemoOrder, ...]
+
+
 def any_order_id(order_id: str) -> str | None:
     """The default order-id check: any id the control API's shape allows."""
     return None
@@ -52,6 +63,8 @@ class SandboxDialect:
     order_id_problem: Callable[[str], str | None] = any_order_id
     #: The orders ``expiry-watchdog demo`` registers at it.
     demo_orders: tuple[DemoOrder, ...] = field(default=())
+    #: A second merchant account the demo configures for it, with its own orders.
+    demo_account: DemoAccount | None = None
     #: Its name in prose (``python -m watchdog.sandbox --help``); the name itself if empty.
     title_text: str = ""
     #: When set, its captures can stay pending: the sandbox takes

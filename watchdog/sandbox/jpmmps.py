@@ -45,7 +45,7 @@ from aiohttp import web
 
 from watchdog.money import CurrencyError, from_major, to_major
 from watchdog.sandbox.accounts import for_account
-from watchdog.sandbox.dialect import SandboxDialect
+from watchdog.sandbox.dialect import DemoAccount, SandboxDialect
 from watchdog.sandbox.state import Order, SandboxState, iso
 from watchdog.sandbox.wire import (
     Reply,
@@ -322,4 +322,10 @@ DIALECT = SandboxDialect(
         ("demo-jpm-0002", 9900, "EUR", dt.timedelta(days=3, hours=12),
          {"on_deadline": "alert"}),
     ),
+    # JPMMPS sets the window per merchant: the second account's is 4 days. At 3d6h old its
+    # demo-jpm-0001 is due for its deadline capture now, as the default account's order of
+    # that id is at 4d6h with 5 days.
+    demo_account=DemoAccount("uk-shop", dt.timedelta(days=4), (
+        ("demo-jpm-0001", 7450, "EUR", dt.timedelta(days=3, hours=6), {}),
+    )),
 )
