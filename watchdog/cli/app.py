@@ -526,7 +526,7 @@ def providers_check(ctx: Ctx) -> None:
                     if isinstance(adapter, AccountRouter):
                         unusable.append((who, adapter.problems.get(account, "not configured")))
                     else:  # no account of it is usable: this account's own reason
-                        unusable.append((who, registry._account_adapter(settings, client)[1]))
+                        unusable.append((who, registry.account_adapter(settings, client)[1]))
             for who, why in sorted(unusable):
                 click.echo(f"{who:<9} NOT CONFIGURED: {why}")
             for who, adapter in sorted(usable, key=lambda pair: pair[0]):

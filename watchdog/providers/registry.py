@@ -138,7 +138,7 @@ def configured_adapters(
         if name in config.accounts:
             _configured_accounts(config, name, client, adapters, problems)
             continue
-        adapter, why = _account_adapter(settings, client)
+        adapter, why = account_adapter(settings, client)
         if adapter is None:
             problems[name] = why
             continue
@@ -146,7 +146,7 @@ def configured_adapters(
     return adapters, problems
 
 
-def _account_adapter(
+def account_adapter(
     settings: ProviderSettings, client: httpx.AsyncClient
 ) -> tuple[ProviderAdapter | None, str]:
     """One account's adapter behind its own limits, or why it is unusable."""
@@ -170,7 +170,7 @@ def _configured_accounts(
     usable: dict[str, ProviderAdapter] = {}
     unusable: dict[str, str] = {}
     for account, settings in config.accounts[name].items():
-        adapter, why = _account_adapter(settings, client)
+        adapter, why = account_adapter(settings, client)
         if adapter is None:
             unusable[account] = why
         else:

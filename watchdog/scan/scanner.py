@@ -224,6 +224,7 @@ class Scanner:
                         "action": f"scan:{decision.step.value}",
                         "authorization_id": row.id,
                         "provider": row.provider,
+                        "account": row.account,
                         "reason": decision.reason,
                     },
                 )
