@@ -128,6 +128,12 @@ def _judged(policy: PolicySettings) -> tuple[dt.timedelta, dt.timedelta, OnDeadl
     return policy.alert_lead, policy.critical_lead, policy.on_deadline
 
 
+def _provider_policy(config: Config, provider: ProviderName) -> PolicySettings:
+    """The provider section's policy: what a row of an account not (or no longer)
+    configured plans with (``Config.policy_for``)."""
+    return config.providers[provider].policy
+
+
 def account_overrides(config: Config) -> dict[tuple[ProviderName, str], PolicySettings]:
     """The configured accounts whose policy judges differently from their provider's:
     another alert_lead, critical_lead or on_deadline (``config.policy_for``).
@@ -138,8 +144,8 @@ def account_overrides(config: Config) -> dict[tuple[ProviderName, str], PolicySe
     """
     found: dict[tuple[ProviderName, str], PolicySettings] = {}
     for provider, accounts in config.accounts.items():
-        base = _judged(config.policy_for(provider))
-        for account in accounts:
+        base = _judged(_provider_policy(config, provider))
+        for account in accounts:  # an explicitly configured ``default`` account too
             policy = config.policy_for(provider, account)
             if _judged(policy) != base:
                 found[(provider, account)] = policy
@@ -157,12 +163,12 @@ def clauses(now: dt.datetime, config: Config) -> dict[str, ColumnElement[bool]]:
       policy, is ``alert``) and inside alert_lead but not yet critical_lead;
     - ``confirming``: accepted by the provider, waiting for it to confirm, any deadline.
 
-    The leads are the provider's (``config.policy_for(provider)``, which a row of an account
-    no longer configured plans with too), except for an account that overrides them
-    (``account_overrides``): its rows are judged with its own.
+    The leads are the provider section's (which a row of an account no longer configured
+    plans with too), except for an account that overrides them (``account_overrides``): its
+    rows are judged with its own, as the Planner plans them.
     """
     past = [s for s in open_states() if not is_confirming(s) and s != State.NEEDS_ATTENTION.value]
-    policies = {p: config.policy_for(p) for p in ProviderName}
+    policies = {p: _provider_policy(config, p) for p in ProviderName}
     overrides = account_overrides(config)
 
     def per_account(value: Callable[[PolicySettings], Any], type_: Any) -> ColumnElement[Any]:

@@ -273,6 +273,9 @@ def test_only_accounts_that_override_the_policy_get_clauses_of_their_own(
     plain = parse_config({"database": {"url": db_url}, "providers": {"flitt": {
         "critical_lead": "8h"}}}, environ={})
     assert account_overrides(same) == {}
+    explicit = parse_config({"database": {"url": db_url}, "providers": {"flitt": {
+        "accounts": {"default": {"critical_lead": "12h"}, "b": {}}}}}, environ={})
+    assert set(account_overrides(explicit)) == {(FLITT, "default")}
 
     def sql(config: Config) -> dict[str, tuple[str, dict[str, object]]]:
         compiled = {name: where.compile() for name, where in clauses(clock.now(), config).items()}
@@ -282,6 +285,26 @@ def test_only_accounts_that_override_the_policy_get_clauses_of_their_own(
     assert sql(same) == sql(plain)
     assert "account" not in " ".join(text for text, _ in sql(plain).values())
     assert "authorizations.account" in sql(shops.config)["critical_window"][0]
+
+
+def test_a_row_of_an_account_no_longer_configured_is_judged_with_the_providers_leads(
+    shops: Shops, db_url: str,
+) -> None:
+    ge = shops.register("ge-shop", "r-1", 10 * HOUR)  # critical for ge-shop's 12h only
+    without = parse_config({"database": {"url": db_url}, "providers": {"flitt": {
+        "window": "7d", "accounts": {"am-shop": {}}}}}, environ={})
+    now = shops.clock.now()
+    with transaction(shops.engine) as session:
+        def critical(config: Config) -> set[int]:
+            return set(session.scalars(select(Authorization.id)
+                                       .where(clauses(now, config)["critical_window"])))
+
+        assert critical(shops.config) == {ge}
+        assert critical(without) == set()  # the provider's 6h, as the Planner plans it
+    shops.clock.advance(5 * HOUR)
+    with transaction(shops.engine) as session:
+        assert set(session.scalars(select(Authorization.id).where(
+            clauses(shops.clock.now(), without)["critical_window"]))) == {ge}
 
 
 def _samples(body: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
