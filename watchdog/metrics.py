@@ -4,9 +4,12 @@ in-process counters the scan, the provider adapters and the sender increment.
 Series (all prefixed ``expiry_watchdog_``):
 
 * ``open_authorizations{provider,currency,bucket}`` and
-  ``money_at_risk_minor_units{provider,currency,bucket}`` — authorizations not yet
+  ``money_at_risk_minor_units{provider,account,currency,bucket}`` — authorizations not yet
   final, by time left to the deadline (``overdue``, ``lt_6h``, ``lt_24h``, ``lt_48h``,
-  ``lt_7d``, ``later``); money is the uncaptured amount in minor units;
+  ``lt_7d``, ``later``); money is the uncaptured amount in minor units, per merchant
+  account (``account`` is the configured account name, ``default`` for a provider without
+  ``accounts``): two accounts of one provider are two merchants, so a dashboard sums
+  ``by (provider, currency)`` for the provider's total, never across currencies;
 * ``authorizations{state}``; ``alerts_firing{kind,severity}``;
   ``alert_deliveries_pending{sink}``;
 * ``last_successful_pass_timestamp_seconds`` (from the ``passes`` table, so timer mode
@@ -35,6 +38,7 @@ from sqlalchemy import Engine, case, func, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from watchdog import workers
+from watchdog.accounts import DEFAULT_ACCOUNT
 from watchdog.clock import SYSTEM_CLOCK, Clock
 from watchdog.config import DEFAULT_LEASE
 from watchdog.db import transaction
@@ -226,10 +230,12 @@ class DatabaseCollector(Collector):
         bucket = case(*whens, else_="later")
         with transaction(self.engine) as session:
             risk_rows = session.execute(
-                select(Authorization.provider, Authorization.currency, bucket, func.count(),
+                select(Authorization.provider, Authorization.account, Authorization.currency,
+                       bucket, func.count(),
                        func.sum(Authorization.amount - Authorization.captured_amount))
                 .where(Authorization.state.in_(open_states))
-                .group_by(Authorization.provider, Authorization.currency, bucket)
+                .group_by(Authorization.provider, Authorization.account,
+                          Authorization.currency, bucket)
             ).all()
             state_rows = dict(session.execute(
                 select(Authorization.state, func.count()).group_by(Authorization.state)
@@ -252,11 +258,18 @@ class DatabaseCollector(Collector):
             labels=["provider", "currency", "bucket"])
         money = GaugeMetricFamily(
             f"{PREFIX}_money_at_risk_minor_units",
-            "Uncaptured amount of open authorizations in minor units, by time to deadline.",
-            labels=["provider", "currency", "bucket"])
-        for provider, currency, name, n, amount in risk_rows:
-            count.add_metric([provider, currency, str(name)], n)
-            money.add_metric([provider, currency, str(name)], int(amount or 0))
+            "Uncaptured amount of open authorizations in minor units, by merchant account "
+            "and time to deadline.",
+            labels=["provider", "account", "currency", "bucket"])
+        # open_authorizations keeps its labels: the accounts' counts add up per provider.
+        counts: dict[tuple[str, str, str], int] = {}
+        for provider, account, currency, name, n, amount in risk_rows:
+            key = (provider, currency, str(name))
+            counts[key] = counts.get(key, 0) + n
+            money.add_metric([provider, account or DEFAULT_ACCOUNT, currency, str(name)],
+                             int(amount or 0))
+        for labels, n in counts.items():
+            count.add_metric(list(labels), n)
         yield count
         yield money
         states = GaugeMetricFamily(f"{PREFIX}_authorizations", "Authorizations by state.",

@@ -10,6 +10,10 @@ States are matched generically: any state not final is open, and any state whose
 starts with ``confirming`` is a capture or cancel the provider accepted but has not yet
 confirmed (a state the provider-answer work adds), so a new confirming state is judged
 without a change here.
+
+Merchant accounts (issue 19): a row is judged with its own account's leads when that
+account overrides its provider's (``account_overrides``), else with the provider's; the
+few example ids in the status line name their account (``#4 flitt/ge-shop``).
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, String, and_, case, cast, exists, func, literal, not_, select
 from sqlalchemy.orm import Session
 
+from watchdog.accounts import DEFAULT_ACCOUNT, label
 from watchdog.alerts.outbox import AlertKind, AlertStatus, dedup_key
 from watchdog.config import Config, PolicySettings
 from watchdog.domain import FINAL_STATES, OnDeadline, ProviderName, State
@@ -44,18 +49,27 @@ def is_in_flight(state: str) -> bool:
 
 @dataclass(frozen=True, slots=True)
 class Found:
-    """How many authorizations have one problem, and the smallest few ids to look at."""
+    """How many authorizations have one problem, and the smallest few ids to look at.
+
+    ``accounts`` names, by id, the provider account (``flitt/ge-shop``) of each example
+    that belongs to a named merchant account; a row of a provider without accounts
+    (account ``default``) is named by its id alone, so a one-account configuration reads
+    as it did before accounts existed.
+    """
 
     count: int = 0
     ids: list[int] = field(default_factory=list)
+    accounts: dict[int, str] = field(default_factory=dict)
 
     def __bool__(self) -> bool:
         return self.count > 0
 
     def __str__(self) -> str:
-        """``3 (#4, #9, #12)``."""
+        """``3 (#4, #9 flitt/ge-shop, #12)``."""
         more = ", ..." if self.count > len(self.ids) else ""
-        return f"{self.count} ({', '.join(f'#{i}' for i in self.ids)}{more})"
+        named = ", ".join(f"#{i} {self.accounts[i]}" if i in self.accounts else f"#{i}"
+                          for i in self.ids)
+        return f"{self.count} ({named}{more})"
 
 
 @dataclass
@@ -109,36 +123,80 @@ def confirming_range() -> ColumnElement[bool]:
     return and_(Authorization.state >= CONFIRMING_PREFIX, Authorization.state < upper)
 
 
+def _judged(policy: PolicySettings) -> tuple[dt.timedelta, dt.timedelta, OnDeadline]:
+    """The parts of a policy ``check`` judges by: the leads and the default action."""
+    return policy.alert_lead, policy.critical_lead, policy.on_deadline
+
+
+def _provider_policy(config: Config, provider: ProviderName) -> PolicySettings:
+    """The provider section's policy: what a row of an account not (or no longer)
+    configured plans with (``Config.policy_for``)."""
+    return config.providers[provider].policy
+
+
+def account_overrides(config: Config) -> dict[tuple[ProviderName, str], PolicySettings]:
+    """The configured accounts whose policy judges differently from their provider's:
+    another alert_lead, critical_lead or on_deadline (``config.policy_for``).
+
+    Only these get clauses of their own, so a configuration whose accounts share their
+    provider's policy (or has no accounts) is judged by the same per-provider query as
+    before accounts existed.
+    """
+    found: dict[tuple[ProviderName, str], PolicySettings] = {}
+    for provider, accounts in config.accounts.items():
+        base = _judged(_provider_policy(config, provider))
+        for account in accounts:  # an explicitly configured ``default`` account too
+            policy = config.policy_for(provider, account)
+            if _judged(policy) != base:
+                found[(provider, account)] = policy
+    return found
+
+
 def clauses(now: dt.datetime, config: Config) -> dict[str, ColumnElement[bool]]:
     """What each problem means, as a WHERE on ``authorizations`` judged at ``now`` with each
-    provider's own leads. Every clause is one range on (state, deadline) and a filter.
+    provider account's own leads. Every clause is one range on (state, deadline) and a filter.
 
     - ``past_deadline``: open, not confirming, not needing attention (counted on its own),
       deadline reached;
-    - ``critical_window``: idle (nothing in flight) and inside the provider's critical_lead;
-    - ``alert_window``: idle, alert-only (no instruction; ``on_deadline``, or the provider's
+    - ``critical_window``: idle (nothing in flight) and inside the account's critical_lead;
+    - ``alert_window``: idle, alert-only (no instruction; ``on_deadline``, or the account's
       policy, is ``alert``) and inside alert_lead but not yet critical_lead;
     - ``confirming``: accepted by the provider, waiting for it to confirm, any deadline.
+
+    The leads are the provider section's (which a row of an account no longer configured
+    plans with too), except for an account that overrides them (``account_overrides``): its
+    rows are judged with its own, as the Planner plans them.
     """
     past = [s for s in open_states() if not is_confirming(s) and s != State.NEEDS_ATTENTION.value]
-    policies = {p: config.policy_for(p) for p in ProviderName}
+    policies = {p: _provider_policy(config, p) for p in ProviderName}
+    overrides = account_overrides(config)
 
-    def per_provider(instant: Callable[[PolicySettings], dt.datetime]) -> ColumnElement[Any]:
+    def per_account(value: Callable[[PolicySettings], Any], type_: Any) -> ColumnElement[Any]:
         # A CASE, not an OR of per-provider ranges: SQLite would run one index range per
         # provider and look every row up four times; this is one range, then a filter.
-        return case(
-            {p.value: literal(instant(policy), Authorization.deadline.type)
-             for p, policy in policies.items()},
+        by_provider = case(
+            {p.value: literal(value(policy), type_) for p, policy in policies.items()},
             value=Authorization.provider,
         )
+        if not overrides:
+            return by_provider
+        return case(
+            *[(and_(Authorization.provider == p.value, Authorization.account == account),
+               literal(value(policy), type_))
+              for (p, account), policy in overrides.items()],
+            else_=by_provider,
+        )
 
-    default = case({p.value: policy.on_deadline.value for p, policy in policies.items()},
-                   value=Authorization.provider)
+    def instant(lead: Callable[[PolicySettings], dt.timedelta]) -> ColumnElement[Any]:
+        return per_account(lambda p: now + lead(p), Authorization.deadline.type)
+
+    every = [*policies.values(), *overrides.values()]
+    default = per_account(lambda p: p.on_deadline.value, Authorization.state.type)
     idle = Authorization.state.in_(idle_states())
-    longest_critical = now + max(p.critical_lead for p in policies.values())
-    longest_alert = now + max(p.alert_lead for p in policies.values())
-    shortest_critical = now + min(p.critical_lead for p in policies.values())
-    critical_at = per_provider(lambda p: now + p.critical_lead)
+    longest_critical = now + max(p.critical_lead for p in every)
+    longest_alert = now + max(p.alert_lead for p in every)
+    shortest_critical = now + min(p.critical_lead for p in every)
+    critical_at = instant(lambda p: p.critical_lead)
     return {
         "past_deadline": and_(Authorization.state.in_(past), Authorization.deadline <= now),
         "critical_window": and_(idle, Authorization.deadline > now,
@@ -147,7 +205,7 @@ def clauses(now: dt.datetime, config: Config) -> dict[str, ColumnElement[bool]]:
         "alert_window": and_(idle, Authorization.deadline > shortest_critical,
                              Authorization.deadline <= longest_alert,
                              Authorization.deadline > critical_at,
-                             Authorization.deadline <= per_provider(lambda p: now + p.alert_lead),
+                             Authorization.deadline <= instant(lambda p: p.alert_lead),
                              Authorization.instruction.is_(None),
                              func.coalesce(Authorization.on_deadline, default)
                              == OnDeadline.ALERT.value),
@@ -155,15 +213,25 @@ def clauses(now: dt.datetime, config: Config) -> dict[str, ColumnElement[bool]]:
     }
 
 
+def _found(session: Session, where: ColumnElement[bool]) -> Found:
+    """The count of rows matching ``where`` and its first few ids with their accounts (the
+    examples are at most ``EXAMPLES`` rows, read only when there is something to name)."""
+    count = session.scalar(select(func.count()).select_from(Authorization).where(where)) or 0
+    if not count:
+        return Found()
+    examples = session.execute(
+        select(Authorization.id, Authorization.provider, Authorization.account)
+        .where(where).order_by(Authorization.id).limit(EXAMPLES)).all()
+    return Found(count, [i for i, _, _ in examples],
+                 {i: label(p, a) for i, p, a in examples if a and a != DEFAULT_ACCOUNT})
+
+
 def read_risk(session: Session, now: dt.datetime, config: Config) -> Risk:
-    """Count (and name the first few of) the authorizations behind each problem, and the
-    rows needing attention, and the expired rows nobody acknowledged."""
+    """Count (and name the first few of, with their accounts) the authorizations behind
+    each problem, and the rows needing attention, and the expired rows nobody acknowledged."""
     risk = Risk()
     for name, where in clauses(now, config).items():
-        count = session.scalar(select(func.count()).select_from(Authorization).where(where)) or 0
-        ids = list(session.scalars(select(Authorization.id).where(where)
-                                   .order_by(Authorization.id).limit(EXAMPLES))) if count else []
-        setattr(risk, name, Found(count, ids))
+        setattr(risk, name, _found(session, where))
     risk.needs_attention = session.scalar(select(func.count()).where(
         Authorization.state == State.NEEDS_ATTENTION.value)) or 0
     # An expired authorization is unacknowledged until an operator acknowledged its
@@ -174,9 +242,5 @@ def read_risk(session: Session, now: dt.datetime, config: Config) -> Risk:
         Alert.status != AlertStatus.FIRING.value,
     )
     unacknowledged = and_(Authorization.state == State.EXPIRED.value, not_(acknowledged))
-    count = session.scalar(
-        select(func.count()).select_from(Authorization).where(unacknowledged)) or 0
-    ids = list(session.scalars(select(Authorization.id).where(unacknowledged)
-                               .order_by(Authorization.id).limit(EXAMPLES))) if count else []
-    risk.expired_unacknowledged = Found(count, ids)
+    risk.expired_unacknowledged = _found(session, unacknowledged)
     return risk

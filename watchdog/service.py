@@ -18,7 +18,7 @@ from sqlalchemy import Engine, func, select
 from sqlalchemy.orm import Session
 
 from watchdog import audit, store
-from watchdog.accounts import require_account
+from watchdog.accounts import DEFAULT_ACCOUNT, require_account
 from watchdog.audit import AuditEvent
 from watchdog.clock import SYSTEM_CLOCK, Clock
 from watchdog.config import Config
@@ -244,7 +244,11 @@ def _instruct(
 
 @dataclass(frozen=True, slots=True)
 class PlanEntry:
-    """One upcoming event for one authorization."""
+    """One upcoming event for one authorization.
+
+    ``account`` is the merchant account at the provider (``default`` for a provider
+    section without ``accounts``); it comes last so positional construction stays valid.
+    """
 
     at: dt.datetime
     what: str
@@ -254,6 +258,11 @@ class PlanEntry:
     open_amount: int
     currency: str
     state: str
+    account: str = DEFAULT_ACCOUNT
+
+
+AtRiskKey = tuple[str, str, str]
+"""``plan_view``'s money-at-risk key: (provider, account, currency)."""
 
 
 def plan_view(
@@ -264,8 +273,14 @@ def plan_view(
     limit: int = 10_000,
     *,
     planner: Planner | None = None,
-) -> tuple[list[PlanEntry], dict[tuple[str, str], int]]:
-    """What happens within ``horizon``, soonest first, and money at risk per provider/currency."""
+) -> tuple[list[PlanEntry], dict[AtRiskKey, int]]:
+    """What happens within ``horizon``, soonest first, and money at risk.
+
+    Money at risk (open, not captured, minor units) is per (provider, account, currency):
+    two accounts of one provider are two merchants whose money never adds up, and amounts
+    of different currencies never do either. Each entry is planned with its own account's
+    window and policy (the Planner reads ``snap.account``).
+    """
     planner = planner or Planner(config)
     now = clock.now()
     until = now + horizon
@@ -273,10 +288,11 @@ def plan_view(
     with transaction(engine) as session:
         rows = store.list_open(session, until=until, limit=limit)
         at_risk = {
-            (provider, currency): int(total)
-            for provider, currency, total in session.execute(
+            (provider, account or DEFAULT_ACCOUNT, currency): int(total)
+            for provider, account, currency, total in session.execute(
                 select(
                     Authorization.provider,
+                    Authorization.account,
                     Authorization.currency,
                     func.sum(Authorization.amount - Authorization.captured_amount),
                 )
@@ -285,7 +301,8 @@ def plan_view(
                         [s.value for s in (State.CAPTURED, State.CANCELED, State.EXPIRED)]
                     )
                 )
-                .group_by(Authorization.provider, Authorization.currency)
+                .group_by(Authorization.provider, Authorization.account,
+                          Authorization.currency)
             )
         }
     for row in rows:
@@ -313,6 +330,7 @@ def plan_view(
                         open_amt,
                         row.currency,
                         row.state,
+                        row.account,
                     )
                 )
     entries.sort(key=lambda e: (e.at, e.authorization_id))

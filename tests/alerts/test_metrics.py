@@ -58,10 +58,12 @@ def test_metrics_show_open_money_by_bucket_state_and_heartbeat(
     s = _samples(response.text)
     key = (("bucket", "lt_6h"), ("currency", "GBP"), ("provider", "clearpay"))
     assert s[("expiry_watchdog_open_authorizations", key)] == 2
-    assert s[("expiry_watchdog_money_at_risk_minor_units", key)] == 5000 + 4000
+    money = (("account", "default"), *key)  # money at risk carries the account label
+    assert s[("expiry_watchdog_money_at_risk_minor_units", money)] == 5000 + 4000
     later = (("bucket", "lt_48h"), ("currency", "GBP"), ("provider", "clearpay"))
     assert s[("expiry_watchdog_open_authorizations", later)] == 1
-    beyond = (("bucket", "later"), ("currency", "GBP"), ("provider", "clearpay"))
+    beyond = (("account", "default"), ("bucket", "later"), ("currency", "GBP"),
+              ("provider", "clearpay"))
     assert s[("expiry_watchdog_money_at_risk_minor_units", beyond)] == 5000
     assert s[("expiry_watchdog_authorizations", (("state", "authorized"),))] == 4
     assert s[("expiry_watchdog_authorizations", (("state", "captured"),))] == 0

@@ -241,7 +241,8 @@ def test_plan(api: Api) -> None:
     assert plan.status_code == 200
     body = plan.json()
     assert [e["what"] for e in body["entries"]] == ["alert", "capture", "critical", "deadline"]
-    assert body["at_risk"] == [{"provider": "clearpay", "currency": "AUD", "amount": 10_000}]
+    assert body["at_risk"] == [{"provider": "clearpay", "account": "default", "currency": "AUD",
+                                "amount": 10_000}]
     assert api.get("/v1/plan").json()["horizon"] == "72h"
     assert api.get("/v1/plan", horizon="1h").json()["entries"] == []
     for bad in ("soon", "", "400d", "9" * 40 + "w"):

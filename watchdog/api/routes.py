@@ -305,7 +305,8 @@ def audit_trail(authorization_id: AuthorizationId, ctx: Ctx, who: Reader) -> Any
 def plan(ctx: Ctx, who: Reader,
          horizon: Annotated[str, Query(max_length=32, description="e.g. 72h, 7d")] = "72h",
          ) -> Any:
-    """Upcoming events within the horizon, soonest first, and money at risk."""
+    """Upcoming events within the horizon, soonest first, and money at risk per provider,
+    merchant account and currency; every entry names its account."""
     try:
         delta = parse_duration(horizon)
     except (ValueError, OverflowError) as exc:
@@ -317,11 +318,11 @@ def plan(ctx: Ctx, who: Reader,
     return {
         "horizon": horizon,
         "entries": [{"at": e.at.isoformat(), "what": e.what, "authorization_id": e.authorization_id,
-                     "provider": e.provider, "order_id": e.order_id,
+                     "provider": e.provider, "account": e.account, "order_id": e.order_id,
                      "open_amount": e.open_amount, "currency": e.currency, "state": e.state}
                     for e in entries],
-        "at_risk": [{"provider": p, "currency": c, "amount": a}
-                    for (p, c), a in sorted(at_risk.items())],
+        "at_risk": [{"provider": p, "account": a, "currency": c, "amount": amount}
+                    for (p, a, c), amount in sorted(at_risk.items())],
     }
 
 

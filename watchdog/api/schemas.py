@@ -169,6 +169,9 @@ class PlanEntryOut(BaseModel):
     what: str
     authorization_id: int
     provider: str
+    account: str = Field(default="default",
+                         description="The merchant account at the provider (`default` for a "
+                                     "provider without `accounts`).")
     order_id: str
     open_amount: int
     currency: str
@@ -176,9 +179,11 @@ class PlanEntryOut(BaseModel):
 
 
 class AtRisk(BaseModel):
-    """Open, uncaptured money per provider and currency."""
+    """Open, uncaptured money (minor units) per provider, merchant account and currency:
+    two accounts of one provider are separate merchants, so their money is not added up."""
 
     provider: str
+    account: str = Field(default="default", description="The merchant account at the provider.")
     currency: str
     amount: int
 

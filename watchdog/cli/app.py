@@ -277,12 +277,20 @@ def instruct(ctx: Ctx, authorization_id: int, what: str, amount: int | None, fin
 @pass_ctx
 @friendly_errors
 def plan_cmd(ctx: Ctx, horizon: str, fmt: str) -> None:
-    """What will happen to which authorization and when, soonest first; money at risk."""
+    """What will happen to which authorization and when, soonest first; money at risk.
+
+    Each entry and each money-at-risk line names the merchant account where it names the
+    provider (``flitt/ge-shop``; just ``flitt`` for a provider without accounts), and money
+    at risk is per provider, account and currency, since two accounts never share money.
+    """
     try:
         delta = parse_duration(horizon)
     except ValueError as exc:
         raise click.BadParameter(str(exc), param_hint="--horizon") from None
-    entries, at_risk = service.plan_view(ctx.engine(), ctx.config, delta)
+    from watchdog.accounts import label
+
+    clock = getattr(ctx, "clock", None) or SYSTEM_CLOCK  # a test's context carries its clock
+    entries, at_risk = service.plan_view(ctx.engine(), ctx.config, delta, clock)
     if fmt == "json":
         click.echo(
             json.dumps(
@@ -293,6 +301,7 @@ def plan_cmd(ctx: Ctx, horizon: str, fmt: str) -> None:
                             "what": e.what,
                             "authorization_id": e.authorization_id,
                             "provider": e.provider,
+                            "account": e.account,
                             "order_id": e.order_id,
                             "open_amount": e.open_amount,
                             "currency": e.currency,
@@ -301,29 +310,34 @@ def plan_cmd(ctx: Ctx, horizon: str, fmt: str) -> None:
                         for e in entries
                     ],
                     "at_risk": [
-                        {"provider": p, "currency": c, "amount": a}
-                        for (p, c), a in sorted(at_risk.items())
+                        {"provider": p, "account": a, "currency": c, "amount": amount}
+                        for (p, a, c), amount in sorted(at_risk.items())
                     ],
                 }
             )
         )
         return
     zone = ctx.config.zone
+    # The provider column is 9 wide, as before accounts; wider only for a longer label.
+    names = [label(e.provider, e.account) for e in entries]
+    risk_names = {key: label(key[0], key[1]) for key in at_risk}
+    width = max([9, *map(len, names)])
     click.echo(
-        f"{'when (' + ctx.config.timezone + ')':<27} {'what':<20} {'id':>6} {'provider':<9} "
-        f"{'order':<24} {'open amount':>16} state"
+        f"{'when (' + ctx.config.timezone + ')':<27} {'what':<20} {'id':>6} "
+        f"{'provider':<{width}} {'order':<24} {'open amount':>16} state"
     )
-    for e in entries:
+    for e, name in zip(entries, names, strict=True):
         click.echo(
             f"{e.at.astimezone(zone).strftime('%Y-%m-%d %H:%M:%S %z'):<27} {e.what:<20} "
-            f"{e.authorization_id:>6} {e.provider:<9} {e.order_id[:24]:<24} "
+            f"{e.authorization_id:>6} {name:<{width}} {e.order_id[:24]:<24} "
             f"{format_money(e.open_amount, e.currency):>16} {e.state}"
         )
     if not entries:
         click.echo(f"(nothing within {horizon})")
     click.echo("money at risk (open, not captured):")
-    for (provider, currency), amount in sorted(at_risk.items()):
-        click.echo(f"  {provider:<9} {format_money(amount, currency)}")
+    risk_width = max([9, *map(len, risk_names.values())])
+    for key, amount in sorted(at_risk.items()):
+        click.echo(f"  {risk_names[key]:<{risk_width}} {format_money(amount, key[2])}")
 
 
 @main.command("show")
@@ -332,14 +346,17 @@ def plan_cmd(ctx: Ctx, horizon: str, fmt: str) -> None:
 @pass_ctx
 @friendly_errors
 def show(ctx: Ctx, authorization_id: int, fmt: str) -> None:
-    """One authorization with its timeline and audit trail."""
+    """One authorization with its timeline and audit trail; the header names the account
+    with the provider (``flitt/ge-shop``), and the ``account`` line lists it too."""
+    from watchdog.accounts import label
+
     data = service.show(ctx.engine(), ctx.config, authorization_id)
     if fmt == "json":
         click.echo(json.dumps(data, default=str))
         return
     a = data["authorization"]
     click.echo(
-        f"#{a['id']} {a['provider']} {a['order_id']} "
+        f"#{a['id']} {label(a['provider'], a['account'])} {a['order_id']} "
         f"{format_money(a['amount'], a['currency'])} state={a['state']} "
         f"captured={format_money(a['captured_amount'], a['currency'])}"
     )

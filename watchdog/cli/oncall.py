@@ -53,8 +53,10 @@ def check(ctx: click.Context, warning_stale: str, critical_stale: str) -> None:
 
     Exit codes are OK/WARNING/CRITICAL/UNKNOWN.
 
-    The authorizations are judged with check's own clock and the configured leads, not
-    through the scanner's alerts. CRITICAL: an open authorization is past its deadline,
+    The authorizations are judged with check's own clock and the configured leads (each
+    merchant account's own where it overrides its provider's policy), not through the
+    scanner's alerts; an example id of a named account shows it (``#4 flitt/ge-shop``).
+    CRITICAL: an open authorization is past its deadline,
     inside critical_lead with no capture or cancel in flight, expired and unacknowledged, or
     needs attention; a critical alert fires; no pass ever succeeded, or the last one is
     older than --critical-stale. WARNING: an alert-only authorization is inside alert_lead,
