@@ -19,7 +19,7 @@ from collections.abc import Sequence
 from functools import partial
 from typing import Any, cast
 
-from sqlalchemy import Engine, Table, Update, bindparam, literal_column, select, update
+from sqlalchemy import Engine, Table, Update, bindparam, literal_column, update
 from sqlalchemy.orm import Session
 
 from watchdog import audit, store
@@ -29,7 +29,7 @@ from watchdog.audit import AuditEvent
 from watchdog.clock import Clock
 from watchdog.db import TransactionRunner
 from watchdog.domain import ActionStatus
-from watchdog.models import Action, Authorization, Installation
+from watchdog.models import Action, Authorization
 from watchdog.scan.known import KnownRows
 from watchdog.scan.writes import Intent, RowWrite
 
@@ -303,7 +303,7 @@ def _intents(
         else:
             attempt = max((a.attempt for a in same), default=0) + 1
             if installation is None:
-                installation = installation_id(session)
+                installation = known.installation(session)
             values = new_action(write.row.id, intent, attempt, installation,
                                 account=write.row.account)
             inserts.append(values)
@@ -327,11 +327,6 @@ def idempotency_key(
     if account != DEFAULT_ACCOUNT:
         return f"ew-{installation}-{account}-{authorization_id}-{kind}{seq}-a{attempt}"
     return f"ew-{installation}-{authorization_id}-{kind}{seq}-a{attempt}"
-
-
-def installation_id(session: Session) -> str:
-    """This database's installation id (one row, made by migration 0005)."""
-    return str(session.connection().execute(select(Installation.id).limit(1)).scalar_one())
 
 
 def new_action(

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 
 from watchdog.alerts.outbox import AUTHORIZATION_KINDS, AlertStatus, dedup_key
 from watchdog.domain import ActionStatus
-from watchdog.models import Action, Alert
+from watchdog.models import Action, Alert, Installation
 from watchdog.scan.writes import RowWrite
 
 ACTIONS = cast(Table, Action.__table__)
@@ -47,11 +47,21 @@ class KnownRows:
     def __init__(self) -> None:
         self._actions: dict[int, dict[str, ActionFacts]] = {}
         self._alerting: set[int] = set()
+        self._installation: str | None = None
 
     def forget(self) -> None:
         """A new pass: nothing is known until claimed."""
         self._actions.clear()
         self._alerting.clear()
+        self._installation = None
+
+    def installation(self, session: Session) -> str:
+        """This database's installation id (the prefix of every idempotency key), read once
+        per pass: it never changes, and reading it per group write was a query each."""
+        if self._installation is None:
+            self._installation = str(session.connection().execute(
+                select(Installation.id).limit(1)).scalar_one())
+        return self._installation
 
     def load(self, session: Session, authorization_ids: Sequence[int]) -> None:
         """Read the actions and open alerts of freshly claimed rows."""
