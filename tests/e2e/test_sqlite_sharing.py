@@ -111,7 +111,7 @@ def test_daemon_and_a_concurrent_import_share_one_sqlite_file(tmp_path: Path) ->
             try:
                 while time.monotonic() - started < BUDGET_SECONDS:
                     assert daemon.poll() is None, f"daemon exited:\n{_tail(log)}"
-                    if _captures(sandbox) >= DUE and _open_due(engine) == 0:
+                    if _captures(sandbox) >= DUE and _open_due(engine, expected) == 0:
                         break
                     time.sleep(0.25)
                 with engine.connect() as conn:
@@ -149,11 +149,13 @@ def _captures(sandbox: SandboxServer) -> int:
     return sum(1 for e in sandbox.ledger() if e["operation"] == "capture")
 
 
-def _open_due(engine: Engine) -> int:
+def _open_due(engine: Engine, due: dict[tuple[str, str], int]) -> int:
+    """How many of the due authorizations are not settled yet (a capture still confirming
+    counts as open)."""
     with engine.connect() as conn:
         return int(conn.execute(
             select(func.count()).select_from(Authorization).where(
-                Authorization.order_id.not_like("fresh-%"),
+                Authorization.order_id.in_([order_id for _, order_id in due]),
                 Authorization.state.not_in(["captured", "canceled", "expired"]))
         ).scalar_one())
 
