@@ -28,23 +28,34 @@ from watchdog.policy import confirm_poll_at
 from watchdog.providers.base import ProviderState
 from watchdog.reconcile import Verdict, confirmation
 from watchdog.scan.context import ScanContext
+from watchdog.scan.known import ActionFacts
 from watchdog.scan.outcome import effect_values, prior_state
 from watchdog.scan.recovery import needs_attention
 from watchdog.scan.sync import read_status, reconcile_into, result_detail, status_event
 from watchdog.transitions import Event
 
 
-async def confirm(ctx: ScanContext, row: Authorization) -> bool:
-    """Read the status of the row's pending effect and record what it says.
-
-    True when the row goes on to its next step in this pass (confirmed or failed)."""
+def pending_action(ctx: ScanContext, row: Authorization) -> Action | ActionFacts | None:
+    """The row's action waiting for the provider's confirmation: from what the claim learnt
+    (no query, and no blocking read on the event loop), else read from the database."""
+    known = [a for a in ctx.committer.known.actions_of(row.id) or []
+             if a.status is ActionStatus.CONFIRMING]
+    if known:
+        return max(known, key=lambda a: (a.seq, a.attempt))
     with Session(ctx.engine) as session:
-        action = session.execute(
+        return session.execute(
             select(Action)
             .where(Action.authorization_id == row.id, Action.status == ActionStatus.CONFIRMING)
             .order_by(Action.id.desc())
             .limit(1)
         ).scalar_one_or_none()
+
+
+async def confirm(ctx: ScanContext, row: Authorization) -> bool:
+    """Read the status of the row's pending effect and record what it says.
+
+    True when the row goes on to its next step in this pass (confirmed or failed)."""
+    action = pending_action(ctx, row)
     if action is None:
         await needs_attention(ctx, row, None, f"{row.state} without a pending effect to confirm")
         return False

@@ -14,6 +14,7 @@ from watchdog.money import format_money
 from watchdog.providers.base import Outcome, ProviderResult
 from watchdog.reconcile import Verdict, confirmation
 from watchdog.scan.context import ScanContext
+from watchdog.scan.known import ActionFacts
 from watchdog.scan.pacing import FAILURES_BEFORE_ALERT, backoff
 from watchdog.scan.stages import expired_into
 from watchdog.scan.sync import read_status, result_detail, status_event
@@ -199,7 +200,9 @@ async def confirm_already_done(
                    message=f"{answer.message}; not confirmed: the status read did not tell")
 
 
-def effect_values(ctx: ScanContext, row: Authorization, action: Action) -> dict[str, Any]:
+def effect_values(
+    ctx: ScanContext, row: Authorization, action: Action | ActionFacts
+) -> dict[str, Any]:
     """Columns after our capture/cancel took effect."""
     rules = ctx.planner.rules(ProviderName(row.provider), row.account)
     if action.kind == ActionKind.CANCEL.value:
