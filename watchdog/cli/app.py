@@ -516,34 +516,25 @@ def providers_check(ctx: Ctx) -> None:
     """
     from watchdog.accounts import label
     from watchdog.providers import registry
-    from watchdog.providers.accounted import AccountRouter, for_account
     from watchdog.providers.base import ProviderAdapter
     from watchdog.providers.http import make_http_client
-    from watchdog.runtime import configured_adapters
 
     async def check_all() -> int:
         client = make_http_client()
         try:
-            adapters, problems = configured_adapters(ctx.config, client)
             unusable: list[tuple[str, str]] = []
             usable: list[tuple[str, ProviderAdapter]] = []
             failures = 0
             for name in ctx.config.providers:
-                adapter = adapters.get(name)
+                named = name in ctx.config.accounts
                 for account, settings in ctx.config.accounts_of(name).items():
                     who = label(name, account)
-                    reach = for_account(adapter, account)
-                    if reach is not None:
-                        usable.append((who, reach))
+                    adapter, why = registry.account_adapter(settings, client)
+                    if adapter is not None:
+                        usable.append((who, adapter))
                         continue
-                    if name not in ctx.config.accounts:
-                        unusable.append((who, problems.get(name, "not configured")))
-                        continue
-                    failures += 1 if settings.enabled else 0
-                    if isinstance(adapter, AccountRouter):
-                        unusable.append((who, adapter.problems.get(account, "not configured")))
-                    else:  # no account of it is usable: this account's own reason
-                        unusable.append((who, registry.account_adapter(settings, client)[1]))
+                    unusable.append((who, why))
+                    failures += 1 if named and settings.enabled else 0
             for who, why in sorted(unusable):
                 click.echo(f"{who:<9} NOT CONFIGURED: {why}")
             for who, adapter in sorted(usable, key=lambda pair: pair[0]):
