@@ -185,11 +185,18 @@ class Config:
         """Every account of every provider, in listing order."""
         return [s for name in self.providers for s in self.accounts_of(name).values()]
 
+    def settings_of(
+        self, name: ProviderName, account: str = DEFAULT_ACCOUNT
+    ) -> ProviderSettings | None:
+        """The settings an account plans with: its own, else its provider's (so a row of a
+        removed account still plans); None for a provider the configuration lacks."""
+        found = self.accounts.get(name, {}).get(account)
+        return found or self.providers.get(name)
+
     def policy_for(self, name: ProviderName, account: str = DEFAULT_ACCOUNT) -> PolicySettings:
         """The policy in force for one provider account (the provider's when the account is
         not configured, so a row of a removed account still plans)."""
-        settings = self.accounts_of(name).get(account) or self.providers[name]
-        return settings.policy
+        return (self.settings_of(name, account) or self.providers[name]).policy
 
     @property
     def zone(self) -> ZoneInfo:

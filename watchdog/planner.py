@@ -66,9 +66,7 @@ class Planner:
         key = (provider, account)
         found = self._rules.get(key)
         if found is None:
-            accounts = self.config.accounts.get(provider)
-            settings = accounts.get(account) if accounts is not None else None
-            found = registry.rules(provider, settings or self.config.providers.get(provider))
+            found = registry.rules(provider, self.config.settings_of(provider, account))
             self._rules[key] = found
         return found
 
