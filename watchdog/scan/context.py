@@ -70,7 +70,7 @@ class ScanContext:
         """The settings of the row's provider account (the provider's when the account is
         no longer configured)."""
         provider = ProviderName(row.provider)
-        return self.config.accounts_of(provider).get(row.account) or self.config.provider(provider)
+        return self.config.settings_of(provider, row.account) or self.config.provider(provider)
 
     def ref(self, row: Authorization) -> AuthRef:
         """What a provider adapter needs to know about the row."""
