@@ -19,6 +19,7 @@ import httpx
 import pytest
 from sqlalchemy import Engine, select
 
+from tests.support.scan import detached_row, run_one_pass
 from watchdog import audit, controls, service
 from watchdog.alerts.message import Event, Notification
 from watchdog.alerts.outbox import AlertKind, dedup_key
@@ -30,7 +31,7 @@ from watchdog.models import Action, Alert, Authorization
 from watchdog.providers.accounted import AccountRouter
 from watchdog.providers.base import AuthRef, Outcome
 from watchdog.providers.http import make_http_client
-from watchdog.runtime import configured_adapters, scanner_runtime
+from watchdog.runtime import configured_adapters
 from watchdog.sandbox import SandboxServer
 from watchdog.sandbox.accounts import account_env
 
@@ -68,18 +69,10 @@ class World:
             "on_deadline": "capture"}, actor="test", clock=self.clock).authorization.id
 
     def scan(self) -> None:
-        async def one_pass() -> None:
-            async with scanner_runtime(self.config, self.engine, self.clock,
-                                       worker="accounts-test") as runtime:
-                await runtime.scanner.run_pass()
-        asyncio.run(one_pass())
+        run_one_pass(self.config, self.engine, self.clock, worker="accounts-test")
 
     def row(self, auth_id: int) -> Authorization:
-        with transaction(self.engine) as session:
-            row = session.get(Authorization, auth_id)
-            assert row is not None
-            session.expunge(row)
-            return row
+        return detached_row(self.engine, auth_id)
 
     def alerts(self, auth_id: int | None = None) -> list[Alert]:
         with transaction(self.engine) as session:

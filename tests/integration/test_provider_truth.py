@@ -18,6 +18,7 @@ import httpx
 import pytest
 from sqlalchemy import Engine, select
 
+from tests.support.scan import detached_row, run_one_pass
 from watchdog import audit, schema, service, tokens
 from watchdog.api import create_app
 from watchdog.api.server import ThreadedServer
@@ -30,7 +31,6 @@ from watchdog.models import Action, Alert, Authorization
 from watchdog.providers.base import AuthRef, Outcome, ProviderAdapter, ProviderResult
 from watchdog.providers.limits import SEND_GUARD, GuardReached, LimitedAdapter
 from watchdog.providers.registry import build_adapter
-from watchdog.runtime import scanner_runtime
 from watchdog.sandbox import SandboxServer
 from watchdog.sandbox.credentials import SANDBOX_ENV
 
@@ -72,19 +72,10 @@ class World:
         self.sandbox.set_now(self.clock.now(), freeze=True)
 
     def scan(self) -> None:
-        async def one_pass() -> None:
-            async with scanner_runtime(self.config, self.engine, self.clock,
-                                       worker="truth-test") as runtime:
-                await runtime.scanner.run_pass()
-
-        asyncio.run(one_pass())
+        run_one_pass(self.config, self.engine, self.clock, worker="truth-test")
 
     def row(self, auth_id: int) -> Authorization:
-        with transaction(self.engine) as session:
-            row = session.get(Authorization, auth_id)
-            assert row is not None
-            session.expunge(row)
-            return row
+        return detached_row(self.engine, auth_id)
 
     def actions(self, auth_id: int) -> list[Action]:
         with transaction(self.engine) as session:
